@@ -1,0 +1,109 @@
+import pytest
+import torch
+
+from metalearn_lib import MLP, SinusoidTasks, evaluate, meta_train, parameters_of, pretrain
+
+
+def test_same_seed_gives_identical_history():
+    def run(seed):
+        return meta_train(MLP(seed=0), SinusoidTasks(), iterations=15, seed=seed, progress=False)
+
+    (p1, h1), (p2, h2), (_, h3) = run(4), run(4), run(5)
+    assert h1.loss == h2.loss
+    assert all(torch.equal(p1[k], p2[k]) for k in p1)
+    assert h1.loss != h3.loss
+    assert len(h1.elapsed) == 15 and h1.elapsed == sorted(h1.elapsed)
+
+
+def test_progress_false_prints_nothing(capsys):
+    meta_train(MLP(seed=0), SinusoidTasks(), iterations=3, progress=False)
+    pretrain(MLP(seed=0), SinusoidTasks(), iterations=3, progress=False)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_progress_true_shows_a_bar(capsys):
+    meta_train(MLP(seed=0), SinusoidTasks(), iterations=3, progress=True)
+    assert "MAML" in capsys.readouterr().err
+
+
+def test_model_is_not_modified():
+    model = MLP(seed=0)
+    before = parameters_of(model)
+    meta_train(model, SinusoidTasks(), iterations=5, progress=False)
+    after = parameters_of(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.slow
+def test_short_maml_run_beats_untrained_and_pretrained():
+    """600 iterations (about 8 s): MAML already adapts far better from 5 points."""
+    tasks = SinusoidTasks()
+    model = MLP(seed=0)
+    maml, history = meta_train(model, tasks, iterations=600, seed=0, progress=False)
+    baseline, _ = pretrain(model, tasks, iterations=600, seed=0, progress=False)
+    settings = dict(num_tasks=200, shots=5, steps=(0, 1, 10), seed=99)
+    after_maml = evaluate(model, maml, tasks, **settings)
+    after_pretrain = evaluate(model, baseline, tasks, **settings)
+    untrained = evaluate(model, parameters_of(model), tasks, **settings)
+    # Same seed, same test tasks: compare task by task (a paired 95% interval).
+    for row in (1, 2):  # after 1 and after 10 steps
+        for other in (after_pretrain, untrained):
+            gain = other.losses[row] - after_maml.losses[row]
+            assert gain.mean() - 1.96 * gain.std() / len(gain) ** 0.5 > 0
+        assert after_maml.losses[row].mean() < 0.75 * untrained.losses[row].mean()
+    assert sum(history.loss[-50:]) < sum(history.loss[:50])
+
+
+def test_evaluation_summary_and_determinism():
+    model = MLP(seed=0)
+    params = parameters_of(model)
+    e1 = evaluate(model, params, SinusoidTasks(), num_tasks=30, steps=(0, 2), seed=1)
+    e2 = evaluate(model, params, SinusoidTasks(), num_tasks=30, steps=(0, 2), seed=1)
+    assert torch.equal(e1.losses, e2.losses)
+    assert e1.losses.shape == (2, 30)
+    mean, ci = e1.at(2)
+    assert ci > 0 and mean == pytest.approx(e1.losses[1].mean().item())
+    assert "steps" in str(e1)
+    with pytest.raises(ValueError, match="not evaluated"):
+        e1.at(5)
+
+
+def test_evaluate_with_a_metric():
+    model = MLP(seed=0)
+    e = evaluate(
+        model,
+        parameters_of(model),
+        SinusoidTasks(),
+        num_tasks=10,
+        steps=(0,),
+        metric_fn=lambda p, t: (p - t).abs().mean(),
+    )
+    assert e.metrics.shape == (1, 10) and e.metric_mean[0] > 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(algorithm="sgd"), ValueError, "algorithm must be one of"),
+        (dict(meta_optimizer="rmsprop"), ValueError, "meta_optimizer must be one of"),
+        (dict(meta_lr=0), ValueError, "meta_lr"),
+        (dict(meta_batch_size=0), ValueError, "meta_batch_size must be >= 1"),
+        (dict(iterations=2.0), TypeError, "iterations must be an int"),
+        (dict(inner_steps=-1), ValueError, "inner_steps"),
+        (dict(shots=0), ValueError, "shots"),
+    ],
+)
+def test_bad_training_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        meta_train(MLP(seed=0), SinusoidTasks(), **(dict(iterations=2, progress=False) | kwargs))
+
+
+def test_bad_evaluation_and_task_arguments():
+    model = MLP(seed=0)
+    with pytest.raises(TypeError, match="task distribution"):
+        meta_train(model, [1, 2, 3], iterations=1, progress=False)
+    with pytest.raises(ValueError, match="steps must be a non-empty"):
+        evaluate(model, parameters_of(model), SinusoidTasks(), steps=())
+    with pytest.raises(ValueError, match="steps must be a non-empty"):
+        evaluate(model, parameters_of(model), SinusoidTasks(), steps=(0, -1))
