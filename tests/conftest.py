@@ -21,7 +21,6 @@ for _var, _sub in [
 ]:
     os.environ[_var] = os.path.join(_SCRATCH, _sub)
     os.makedirs(os.environ[_var], exist_ok=True)
-os.environ["MPLBACKEND"] = "Agg"
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 
 # One thread is as fast as two for these small models, and keeps runs repeatable.
