@@ -1,0 +1,688 @@
+r"""Helpers behind the course chapters: cached training, explicit formulas, self-checks.
+
+* :func:`train_cached` - meta-train (or pretrain) once per kernel: a chapter
+  that asks for the same run twice gets the stored result, nothing is written
+  to disk.
+* :func:`one_step_maml_by_hessian` and :func:`finite_difference_meta_gradient`
+  - two independent ways to compute MAML's meta-gradient, to check the
+  library's :func:`~metalearn_lib.algorithms.meta_gradient` against.
+* :func:`cosine_similarity` - how closely two update directions agree.
+* :func:`check`, :func:`hint`, :func:`solution` - "check yourself" exercises
+  with immediate feedback: a wrong answer earns the next hint; the solution
+  only comes when asked for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, jacrev, vmap
+
+from .algorithms import _adapt, _check_model_and_params, adapt, meta_gradient, mse_loss
+from .models import MLP, parameters_of
+from .tasks import SinusoidTasks, TaskBatch
+from .training import History, TrainResult, meta_train, pretrain
+
+__all__ = [
+    "check",
+    "cosine_similarity",
+    "direction_similarity",
+    "exercise_setup",
+    "finite_difference_meta_gradient",
+    "flatten",
+    "hint",
+    "maml_objective",
+    "one_step_maml_by_hessian",
+    "solution",
+    "solved",
+    "train_cached",
+    "unflatten",
+]
+
+Params = dict[str, Tensor]
+
+
+# ---------------------------------------------------------------------------
+# Training once per kernel.
+# ---------------------------------------------------------------------------
+
+_TRAINED: dict[tuple, TrainResult] = {}
+
+
+def train_cached(
+    algorithm: str,
+    *,
+    inner_steps: int = 1,
+    inner_lr: float = 0.01,
+    iterations: int = 1000,
+    meta_batch_size: int = 10,
+    shots: int = 10,
+    meta_lr: float = 1e-3,
+    seed: int = 0,
+    model_seed: int = 0,
+    diversity: float = 1.0,
+    progress: bool = True,
+) -> TrainResult:
+    """Train an ``MLP(seed=model_seed)`` on ``SinusoidTasks(diversity)``, once per kernel.
+
+    ``algorithm`` is ``"maml"``, ``"fomaml"``, ``"reptile"`` (see
+    :func:`~metalearn_lib.training.meta_train`) or ``"pretrain"`` (see
+    :func:`~metalearn_lib.training.pretrain`, which uses ``iterations``,
+    ``meta_batch_size`` as its batch size, ``shots`` and ``meta_lr``).
+    A second call with the same settings returns a copy of the first result
+    instantly; ``progress`` is not part of the settings.
+
+    Returns
+    -------
+    TrainResult
+        ``(params, history)``, as from ``meta_train``.
+    """
+    key = (
+        algorithm,
+        inner_steps,
+        float(inner_lr),
+        iterations,
+        meta_batch_size,
+        shots,
+        float(meta_lr),
+        seed,
+        model_seed,
+        float(diversity),
+    )
+    if key not in _TRAINED:
+        model, tasks = MLP(seed=model_seed), SinusoidTasks(diversity)
+        if algorithm == "pretrain":
+            result = pretrain(
+                model,
+                tasks,
+                iterations=iterations,
+                batch_size=meta_batch_size,
+                shots=shots,
+                lr=meta_lr,
+                seed=seed,
+                progress=progress,
+            )
+        else:
+            result = meta_train(
+                model,
+                tasks,
+                algorithm=algorithm,
+                inner_steps=inner_steps,
+                inner_lr=inner_lr,
+                meta_batch_size=meta_batch_size,
+                shots=shots,
+                queries=shots,
+                meta_lr=meta_lr,
+                iterations=iterations,
+                seed=seed,
+                progress=progress,
+            )
+        _TRAINED[key] = result
+    params, history = _TRAINED[key]
+    copy = History(list(history.loss), list(history.elapsed), dict(history.settings))
+    return TrainResult({n: p.clone() for n, p in params.items()}, copy)
+
+
+# ---------------------------------------------------------------------------
+# Vectors of parameters.
+# ---------------------------------------------------------------------------
+
+
+def flatten(params: Mapping[str, Tensor]) -> Tensor:
+    """All tensors of a parameter dict as one vector (in the dict's order)."""
+    if not isinstance(params, Mapping) or not params:
+        raise TypeError("params must be a non-empty dict {name: tensor}")
+    return torch.cat([p.reshape(-1) for p in params.values()])
+
+
+def unflatten(vector: Tensor, like: Mapping[str, Tensor]) -> Params:
+    """Cut ``vector`` back into a dict shaped like ``like`` (inverse of :func:`flatten`)."""
+    total = sum(p.numel() for p in like.values())
+    if not isinstance(vector, Tensor) or vector.dim() != 1 or vector.numel() != total:
+        raise ValueError(
+            f"vector must be 1-D with {total} entries, got {getattr(vector, 'shape', vector)}"
+        )
+    out, start = {}, 0
+    for name, p in like.items():
+        out[name] = vector[start : start + p.numel()].reshape(p.shape)
+        start += p.numel()
+    return out
+
+
+def cosine_similarity(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> float:
+    """Cosine of the angle between two parameter-shaped directions (1 = same direction)."""
+    if set(a) != set(b):
+        raise ValueError(f"a and b must have the same keys, got {sorted(a)} and {sorted(b)}")
+    va = flatten({n: a[n] for n in a}).double()
+    vb = flatten({n: b[n] for n in a}).double()
+    denominator = va.norm() * vb.norm()
+    if denominator == 0:
+        raise ValueError("cosine similarity is undefined for a zero direction")
+    return (va @ vb / denominator).item()
+
+
+def direction_similarity(
+    model: nn.Module,
+    params: Params,
+    batch: TaskBatch,
+    *,
+    inner_steps: tuple[int, ...] = (1, 2, 5, 10),
+    inner_lr: float = 0.01,
+    loss_fn=mse_loss,
+) -> dict[str, list[float]]:
+    """Cosine similarity of FOMAML's and Reptile's directions to MAML's, per number of inner steps.
+
+    Returns
+    -------
+    dict
+        ``{"fomaml": [...], "reptile": [...]}``, one cosine per entry of ``inner_steps``.
+    """
+    out: dict[str, list[float]] = {"fomaml": [], "reptile": []}
+    for k in inner_steps:
+        settings = dict(inner_steps=k, inner_lr=inner_lr, loss_fn=loss_fn)
+        maml = meta_gradient(model, params, batch, algorithm="maml", **settings)
+        for algorithm in out:
+            other = meta_gradient(model, params, batch, algorithm=algorithm, **settings)
+            out[algorithm].append(cosine_similarity(maml, other))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# MAML's meta-gradient, computed two more ways.
+# ---------------------------------------------------------------------------
+
+
+def maml_objective(
+    model: nn.Module,
+    params: Params,
+    batch: TaskBatch,
+    *,
+    inner_steps: int,
+    inner_lr: float,
+    loss_fn=mse_loss,
+) -> Tensor:
+    """MAML's objective: mean over tasks of the query loss after ``inner_steps`` steps.
+
+    Differentiable with respect to ``params`` (second-order terms included).
+    """
+    _check_model_and_params(model, params)
+
+    def one_task(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> Tensor:
+        phi = _adapt(model, params, sx, sy, inner_steps, inner_lr, False, loss_fn)
+        return loss_fn(functional_call(model, (phi, dict(model.named_buffers())), (qx,)), qy)
+
+    return vmap(one_task)(batch.support_x, batch.support_y, batch.query_x, batch.query_y).mean()
+
+
+def one_step_maml_by_hessian(
+    model: nn.Module, params: Params, batch: TaskBatch, *, inner_lr: float, loss_fn=mse_loss
+) -> tuple[Params, Tensor]:
+    r"""MAML's one-step meta-gradient from the explicit formula.
+
+    For each task, with :math:`\phi = \theta - \alpha \nabla L_S(\theta)`:
+
+    .. math:: g = (I - \alpha \nabla^2 L_S(\theta))\, \nabla L_Q(\phi)
+
+    The Hessian :math:`\nabla^2 L_S(\theta)` is built as a full matrix, so
+    this is only for small networks and for checking.
+
+    Returns
+    -------
+    (dict, Tensor)
+        The meta-gradient averaged over the batch's tasks, and the Hessian of
+        the *first* task's support loss (``[P, P]`` for ``P`` parameters).
+    """
+    _check_model_and_params(model, params)
+    theta = flatten({n: p.detach() for n, p in params.items()})
+    buffers = dict(model.named_buffers())
+
+    def loss_at(vector: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        return loss_fn(functional_call(model, (unflatten(vector, params), buffers), (x,)), y)
+
+    total, first_hessian = torch.zeros_like(theta), None
+    for i in range(batch.num_tasks):
+        sx, sy, qx, qy = batch.support_x[i], batch.support_y[i], batch.query_x[i], batch.query_y[i]
+        # Reverse-over-reverse: the Jacobian of the gradient is the Hessian.
+        h = jacrev(grad(loss_at))(theta, sx, sy)
+        phi = theta - inner_lr * grad(loss_at)(theta, sx, sy)
+        query_grad = grad(loss_at)(phi, qx, qy)
+        identity = torch.eye(theta.numel(), dtype=theta.dtype)
+        total += (identity - inner_lr * h) @ query_grad
+        if first_hessian is None:
+            first_hessian = h
+    return unflatten(total / batch.num_tasks, params), first_hessian
+
+
+def finite_difference_meta_gradient(
+    model: nn.Module,
+    params: Params,
+    batch: TaskBatch,
+    *,
+    inner_steps: int,
+    inner_lr: float,
+    eps: float = 1e-6,
+    chunk_size: int = 512,
+    loss_fn=mse_loss,
+) -> Params:
+    r"""MAML's meta-gradient by central finite differences, one coordinate at a time.
+
+    .. math::
+
+        g_j \approx \frac{J(\theta + \varepsilon e_j) - J(\theta - \varepsilon e_j)}
+                         {2\varepsilon}
+
+    where :math:`J` is :func:`maml_objective`. No derivative of the
+    objective is used, so this is an independent check. Use float64
+    parameters and data (float32 rounding swamps small ``eps``).
+    """
+    _check_model_and_params(model, params)
+    if not (isinstance(eps, float) and 0 < eps < 1):
+        raise ValueError(f"eps must be a float in (0, 1), got {eps!r}")
+    theta = flatten({n: p.detach() for n, p in params.items()})
+
+    def objective(vector: Tensor) -> Tensor:
+        return maml_objective(
+            model,
+            unflatten(vector, params),
+            batch,
+            inner_steps=inner_steps,
+            inner_lr=inner_lr,
+            loss_fn=loss_fn,
+        )
+
+    n = theta.numel()
+    out = torch.empty_like(theta)
+    with torch.no_grad():
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            bumps = torch.zeros(stop - start, n, dtype=theta.dtype)
+            bumps[torch.arange(stop - start), torch.arange(start, stop)] = eps
+            plus = vmap(objective)(theta + bumps)
+            minus = vmap(objective)(theta - bumps)
+            out[start:stop] = (plus - minus) / (2 * eps)
+    return unflatten(out, params)
+
+
+# ---------------------------------------------------------------------------
+# "Check yourself" exercises.
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Exercise:
+    """One self-check: a checker, hints in order, and a solution shown on request."""
+
+    prompt: str
+    checker: Callable[[object], tuple[bool, str]]
+    hints: list[str]
+    answer: str
+    hints_shown: int = field(default=0)
+    solved: bool = field(default=False)
+
+
+def _number(value: object, name: str = "answer") -> float:
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _close(value: float, target: float, tol: float) -> bool:
+    return math.isfinite(value) and abs(value - target) <= tol
+
+
+# -- chapter 1 -------------------------------------------------------------
+
+
+def _check_1_1(answer: object) -> tuple[bool, str]:
+    if isinstance(answer, Tensor):
+        return False, "That is a tensor; the question asks for its shape (use .shape)."
+    try:
+        shape = tuple(int(s) for s in answer)  # type: ignore[union-attr]
+    except TypeError:
+        return False, f"Give the shape as a tuple such as (2, 3, 1), got {answer!r}."
+    if shape == (4, 20, 1):
+        return True, "[tasks, query points, features] = (4, 20, 1)."
+    if shape == (4, 5, 1):
+        return False, "(4, 5, 1) is the shape of the *support* tensors: K = 5 shots."
+    return False, f"{shape} is not it."
+
+
+def _check_1_2(answer: object) -> tuple[bool, str]:
+    value = _number(answer)
+    target = -2 * 2.55 / math.pi
+    if _close(value, target, 0.1):
+        return True, (
+            f"The average task at x = 0 is about {target:.2f}: amplitude and phase are "
+            "independent, so E[A sin(x - phi)] = E[A] E[sin(x - phi)] = -(2/pi) 2.55 cos x."
+        )
+    if _close(value, 0.0, 0.1):
+        return False, "Close to 0 would mean a flat average; with phases in [0, pi] it is not."
+    if _close(value, -target, 0.1):
+        return False, "Right size, wrong sign: sin(0 - phi) = -sin(phi)."
+    return False, f"{value:.3g} is not it."
+
+
+def _check_1_3(answer: object) -> tuple[bool, str]:
+    if not isinstance(answer, str):
+        return False, "Answer with one of the letters 'a', 'b' or 'c'."
+    choice = answer.strip().lower()
+    if choice == "a":
+        return True, (
+            "Only the support set may be used to adapt; the query set judges the adapted "
+            "model, like a test set, and at meta-test time its labels are unknown."
+        )
+    if choice == "b":
+        return False, "Adapting on the query set would grade the model on the data it fit."
+    if choice == "c":
+        return False, "If the query labels were used to adapt, the query loss would be no test."
+    return False, "Answer with one of the letters 'a', 'b' or 'c'."
+
+
+# -- chapter 2 -------------------------------------------------------------
+
+
+def exercise_setup() -> tuple[nn.Module, Params, TaskBatch]:
+    """The fixed model, parameters and tasks the chapter 2 and 3 exercises use.
+
+    ``MLP(seed=0)``, its parameters, and 3 sinusoid tasks with 5 support and
+    5 query points drawn with seed 3.
+    """
+    model = MLP(seed=0)
+    batch = SinusoidTasks().sample(3, 5, generator=torch.Generator().manual_seed(3))
+    return model, parameters_of(model), batch
+
+
+def _check_params(answer: object, reference: Params, what: str) -> tuple[bool, str]:
+    if not isinstance(answer, Mapping):
+        return False, f"{what} must be a dict {{name: tensor}} with the keys of theta."
+    if set(answer) != set(reference):
+        return False, f"Use exactly the keys of theta: {sorted(reference)}."
+    worst = 0.0
+    for name, ref in reference.items():
+        mine = answer[name]
+        if not isinstance(mine, Tensor) or mine.shape != ref.shape:
+            return False, f"{what}[{name!r}] must be a tensor of shape {list(ref.shape)}."
+        worst = max(worst, (mine.detach() - ref).abs().max().item())
+    if worst <= 1e-5:
+        return True, f"Matches the library (largest difference {worst:.1e})."
+    return False, f"Differs from the library by up to {worst:.3g}."
+
+
+def _check_2_1(answer: object) -> tuple[bool, str]:
+    model, theta, batch = exercise_setup()
+    reference = adapt(model, theta, batch.support_x[0], batch.support_y[0], steps=1, lr=0.1)
+    reference = {n: p.detach() for n, p in reference.items()}
+    ok, message = _check_params(answer, reference, "phi")
+    if not ok and isinstance(answer, Mapping) and set(answer) == set(theta):
+        wrong_sign = {n: theta[n].detach() + (theta[n].detach() - reference[n]) for n in theta}
+        if _check_params(answer, wrong_sign, "phi")[0]:
+            return False, "You stepped *up* the gradient: phi = theta - alpha * grad."
+    return ok, message
+
+
+def _check_2_2(answer: object) -> tuple[bool, str]:
+    value = _number(answer)
+    if _close(value, -3.12, 1e-3):
+        return True, "(1 - 0.1 * 4) * 2 * (0.4 - 3) = 0.6 * (-5.2) = -3.12."
+    if _close(value, -5.2, 1e-3):
+        return (
+            False,
+            "-5.2 is grad L_Q(phi) alone: the first-order (FOMAML) value. "
+            "Multiply it by (1 - alpha H).",
+        )
+    if _close(value, -6.0, 1e-3):
+        return False, "-6 is the query gradient at theta, not at the adapted phi."
+    return False, f"{value:.4g} is not it."
+
+
+def _check_2_3(answer: object) -> tuple[bool, str]:
+    value = _number(answer)
+    if value == 5:
+        return True, (
+            "One Hessian-vector product per inner step, per task: backpropagating through "
+            "phi_(j+1) = phi_j - alpha grad L_S(phi_j) multiplies by (I - alpha H(phi_j))."
+        )
+    if value == 1:
+        return False, "One would be right for one inner step; the chain rule passes every step."
+    if value == 0:
+        return False, "Zero is what FOMAML does; MAML keeps the second-order terms."
+    return False, f"{value:g} is not it."
+
+
+# -- chapter 3 -------------------------------------------------------------
+
+
+def _check_3_1(answer: object) -> tuple[bool, str]:
+    model, theta, batch = exercise_setup()
+    reference = meta_gradient(
+        model, theta, batch, algorithm="reptile", inner_steps=5, inner_lr=0.02
+    )
+    ok, message = _check_params(answer, reference, "direction")
+    if not ok and isinstance(answer, Mapping) and set(answer) == set(theta):
+        negated = {n: -reference[n] for n in reference}
+        if _check_params(answer, negated, "direction")[0]:
+            return (
+                False,
+                "Sign: Reptile's direction is theta - mean(phi), "
+                "so theta - eps * g moves toward phi.",
+            )
+    return ok, message
+
+
+def _check_3_2(answer: object) -> tuple[bool, str]:
+    if not callable(answer):
+        return False, "Pass your function itself, e.g. check('3.2', my_cosine)."
+    gen = torch.Generator().manual_seed(0)
+    a = {"w": torch.randn(3, 2, generator=gen), "b": torch.randn(2, generator=gen)}
+    b = {"w": torch.randn(3, 2, generator=gen), "b": torch.randn(2, generator=gen)}
+    cases = [(a, b), (a, a), (a, {n: -2 * t for n, t in a.items()})]
+    for x, y in cases:
+        try:
+            value = _number(answer(x, y), "your function's result")
+        except Exception as error:  # the learner's code: report, don't crash
+            return False, f"Your function raised {type(error).__name__}: {error}"
+        expected = cosine_similarity(x, y)
+        if not _close(value, expected, 1e-5):
+            return (
+                False,
+                f"For one test pair it returned {value:.4f}; the cosine is {expected:.4f}.",
+            )
+    return (
+        True,
+        "Right on all test pairs, including a vector with itself (1) "
+        "and with -2 times itself (-1).",
+    )
+
+
+def _check_3_3(answer: object) -> tuple[bool, str]:
+    if not isinstance(answer, str):
+        return False, "Answer with one of the letters 'a', 'b' or 'c'."
+    choice = answer.strip().lower()
+    if choice == "b":
+        return True, (
+            "With one step, theta - phi = alpha * grad L_S(theta): the gradient of the "
+            "support loss at theta, i.e. ordinary training on all tasks, as Nichol et al. (2018) "
+            "note. Reptile needs two or more inner steps to differ from it."
+        )
+    if choice == "a":
+        return (
+            False,
+            "MAML's gradient involves the query loss at phi; one Reptile step never sees it.",
+        )
+    if choice == "c":
+        return False, "Reptile adapts on the support set and never differentiates a query loss."
+    return False, "Answer with one of the letters 'a', 'b' or 'c'."
+
+
+EXERCISES: dict[str, Exercise] = {
+    "1.1": Exercise(
+        "Sample 4 tasks with K = 5 shots and 20 query points. What is query_y's shape?",
+        _check_1_1,
+        [
+            "Every tensor of a TaskBatch is [tasks, points, features].",
+            "The query tensors have `queries` points, the support tensors `shots`.",
+        ],
+        "batch = SinusoidTasks().sample(4, 5, 20, generator=torch.Generator().manual_seed(0))\n"
+        "batch.query_y.shape  # torch.Size([4, 20, 1])",
+    ),
+    "1.2": Exercise(
+        "Estimate the average task's value at x = 0 (average over many sinusoid tasks).",
+        _check_1_2,
+        [
+            "SinusoidTasks().sample_functions(n, generator=...) gives n functions; call it "
+            "on x = torch.zeros(1, 1, dtype=torch.float64) and average.",
+            "Amplitude and phase are independent: E[A sin(0 - phi)] = -E[A] E[sin phi], "
+            "with A ~ U[0.1, 5] and phi ~ U[0, pi].",
+        ],
+        "gen = torch.Generator().manual_seed(0)\n"
+        "fns = SinusoidTasks().sample_functions(100_000, generator=gen)\n"
+        "fns(torch.zeros(1, 1, dtype=torch.float64)).mean()  # about -(2/pi) * 2.55 = -1.62",
+    ),
+    "1.3": Exercise(
+        "At meta-test time, what may the model use to adapt to a new task? "
+        "(a) the support set only; (b) the query set only; (c) both.",
+        _check_1_3,
+        [
+            "Which of the two sets is used to *measure* how well the adapted model does?",
+            "A measurement on the data you just fit says little about new points.",
+        ],
+        "'a': adapt on the support set, judge on the query set.",
+    ),
+    "2.1": Exercise(
+        "With model, theta, batch = exercise_setup(), take ONE inner step on task 0's "
+        "support set with alpha = 0.1 by hand (torch.autograd.grad or torch.func.grad, "
+        "not adapt) and pass the adapted dict phi.",
+        _check_2_1,
+        [
+            "loss = task_loss(model, theta, batch.support_x[0], batch.support_y[0]) gives "
+            "L_S(theta); torch.autograd.grad(loss, list(theta.values())) its gradient.",
+            "phi = {name: theta[name] - 0.1 * g for (name, g) in zip(theta, grads)}",
+        ],
+        "loss = task_loss(model, theta, batch.support_x[0], batch.support_y[0])\n"
+        "grads = torch.autograd.grad(loss, list(theta.values()))\n"
+        "phi = {n: theta[n] - 0.1 * g for n, g in zip(theta, grads)}",
+    ),
+    "2.2": Exercise(
+        "One parameter theta = 0, support loss L_S(t) = 2 (t - 1)^2, query loss "
+        "L_Q(t) = (t - 3)^2, alpha = 0.1. What is MAML's one-step meta-gradient?",
+        _check_2_2,
+        [
+            "First phi = theta - alpha * L_S'(theta) with L_S'(t) = 4 (t - 1).",
+            "Then multiply L_Q'(phi) = 2 (phi - 3) by (1 - alpha * L_S''(theta)), where L_S'' = 4.",
+        ],
+        "phi = 0 - 0.1 * 4 * (0 - 1) = 0.4; L_Q'(phi) = 2 (0.4 - 3) = -5.2;\n"
+        "meta-gradient = (1 - 0.1 * 4) * (-5.2) = -3.12",
+    ),
+    "2.3": Exercise(
+        "MAML with 5 inner steps: how many Hessian-vector products per task does one "
+        "meta-gradient need (backpropagating through the inner loop)?",
+        _check_2_3,
+        [
+            "Write phi_(j+1) = phi_j - alpha grad L_S(phi_j) and take d phi_(j+1) / d phi_j.",
+            "Each step contributes one factor (I - alpha H_j); multiplying a vector by it "
+            "costs one Hessian-vector product.",
+        ],
+        "5: one per inner step (chapter 3 measures what that costs).",
+    ),
+    "3.1": Exercise(
+        "With model, theta, batch = exercise_setup(), compute Reptile's direction for the "
+        "3 tasks with 5 inner steps and alpha = 0.02, using adapt() once per task.",
+        _check_3_1,
+        [
+            "phi_i = adapt(model, theta, batch.support_x[i], batch.support_y[i], steps=5, "
+            "lr=0.02) for i in 0, 1, 2.",
+            "direction[name] = theta[name] - the mean over tasks of phi_i[name].",
+        ],
+        "phis = [adapt(model, theta, batch.support_x[i], batch.support_y[i], steps=5, lr=0.02)\n"
+        "        for i in range(3)]\n"
+        "direction = {n: theta[n] - sum(p[n] for p in phis) / 3 for n in theta}",
+    ),
+    "3.2": Exercise(
+        "Write my_cosine(a, b) for two parameter dicts: the cosine of the angle between "
+        "them as one long vector. Pass the function itself.",
+        _check_3_2,
+        [
+            "Flatten: torch.cat([t.reshape(-1) for t in a.values()]) (same key order for b).",
+            "cosine = (u @ v) / (|u| |v|); .item() turns it into a number.",
+        ],
+        "def my_cosine(a, b):\n"
+        "    u = torch.cat([a[n].reshape(-1) for n in a])\n"
+        "    v = torch.cat([b[n].reshape(-1) for n in a])\n"
+        "    return (u @ v / (u.norm() * v.norm())).item()",
+    ),
+    "3.3": Exercise(
+        "Reptile with ONE inner step moves theta along: (a) MAML's meta-gradient; "
+        "(b) the gradient of the support loss at theta; (c) the query-loss gradient at phi.",
+        _check_3_3,
+        [
+            "Write theta - phi for phi = theta - alpha grad L_S(theta).",
+            "Which loss, evaluated where, appears in that difference?",
+        ],
+        "'b': theta - phi = alpha grad L_S(theta), plain training on the tasks' points.",
+    ),
+}
+
+
+def _exercise(name: str) -> Exercise:
+    if name not in EXERCISES:
+        raise ValueError(f"unknown exercise {name!r}; known: {sorted(EXERCISES)}")
+    return EXERCISES[name]
+
+
+def hint(name: str) -> None:
+    """Print the next hint of exercise ``name`` (e.g. ``"2.1"``)."""
+    exercise = _exercise(name)
+    if exercise.hints_shown < len(exercise.hints):
+        exercise.hints_shown += 1
+        print(
+            f"Hint {exercise.hints_shown}/{len(exercise.hints)}: "
+            f"{exercise.hints[exercise.hints_shown - 1]}"
+        )
+    else:
+        print(f"No more hints for {name}. Call solution({name!r}) to see one.")
+
+
+def check(name: str, answer: object) -> None:
+    """Check your answer to exercise ``name`` and print feedback.
+
+    A wrong answer prints what is wrong and the next hint; the solution is
+    never printed here (call :func:`solution` for it). ``None`` or ``...``
+    means "not answered yet".
+
+    Whether it was right is remembered: see :func:`solved`.
+    """
+    exercise = _exercise(name)
+    exercise.solved = False
+    if answer is None or answer is Ellipsis:
+        print(f"[{name}] Not answered yet. {exercise.prompt}")
+        hint(name)
+        return
+    try:
+        ok, message = exercise.checker(answer)
+    except TypeError as error:
+        ok, message = False, str(error)
+    if ok:
+        exercise.solved = True
+        print(f"[{name}] Correct! {message}")
+        return
+    print(f"[{name}] Not yet. {message}")
+    hint(name)
+
+
+def solved(name: str) -> bool:
+    """Whether exercise ``name`` has been answered correctly in this session."""
+    return _exercise(name).solved
+
+
+def solution(name: str) -> None:
+    """Print the solution of exercise ``name``; try the hints first."""
+    exercise = _exercise(name)
+    if not exercise.solved and exercise.hints_shown < len(exercise.hints):
+        print(f"(You have seen {exercise.hints_shown} of {len(exercise.hints)} hints for {name}.)")
+    print(f"[{name}] Solution:\n{exercise.answer}")
