@@ -1,0 +1,172 @@
+"""`make bench-quick` in the test suite: every benchmark runs and fills every table.
+
+The quick run writes into a temporary folder (never into docs/benchmarks).
+No assertion looks at wall time.
+"""
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+ALGORITHMS = ("maml", "fomaml", "reptile")
+
+
+def _reject_constant(name):
+    raise ValueError(f"non-finite number {name} in JSON")
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(), parse_constant=_reject_constant)
+
+
+def numbers(value):
+    """Every number inside a JSON value."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from numbers(v)
+
+
+def finite_positive(x) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "results"
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "run_all.py"), "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return out
+
+
+def scripts() -> list[str]:
+    return sorted(
+        p.stem for p in BENCH.glob("*.py") if p.name != "run_all.py" and not p.stem.startswith("_")
+    )
+
+
+@pytest.mark.slow
+def test_every_benchmark_writes_json_md_and_plots(quick_run):
+    names = scripts()
+    assert {"sinusoid_accuracy", "speed", "memory", "directions"} <= set(names)
+    for name in names:
+        data = load(quick_run / f"{name}.json")
+        assert data, name
+        assert all(math.isfinite(x) for x in numbers(data)), name
+        fragment = (quick_run / f"{name}.md").read_text()
+        assert fragment.startswith("## "), name
+        images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", fragment)
+        assert images, f"{name}.md links no plot"
+        for image in images:
+            assert (quick_run / image).stat().st_size > 1000, image
+    # The index sits next to the output folder and links into it.
+    index = (quick_run.parent / f"{quick_run.name}.md").read_text()
+    assert "torch" in index and "make bench" in index
+    for name in names:
+        heading = (quick_run / f"{name}.md").read_text().splitlines()[0]
+        assert heading in index
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", index):
+        assert image.startswith(f"{quick_run.name}/")
+        assert (quick_run.parent / image).exists()
+
+
+@pytest.mark.slow
+def test_sinusoid_accuracy_table_is_filled(quick_run):
+    data = load(quick_run / "sinusoid_accuracy.json")
+    models = {"maml", "fomaml", "reptile", "reptile_sgd", "pretrain"}
+    assert set(data["results"]) == models
+    for model, by_shots in data["results"].items():
+        assert set(by_shots) == {"K5", "K10"}, model
+        for ev in by_shots.values():
+            assert ev["steps"] == [0, 1, 5, 10]
+            for key in ("mean", "ci95", "median", "worst_task", "diverged_tasks"):
+                assert len(ev[key]) == 4, (model, key)
+            assert all(finite_positive(m) for m in ev["mean"]), model
+            assert all(c >= 0 for c in ev["ci95"]), model
+    assert data["paper_K5"]["maml"] == {"1": 0.67, "5": 0.38, "10": 0.35}
+    assert data["paper_K5"]["pretrain"] == {"1": 2.41, "5": 2.23, "10": 2.19}
+    assert set(data["goal"]["met"]) == {"1", "5", "10"}
+    for model, job in data["jobs"].items():
+        assert job["train_cpu_seconds"] > 0 and job["settings"]["iterations"] > 0, model
+    assert data["jobs"]["reptile"]["settings"]["meta_optimizer"] == "adam"
+    assert data["jobs"]["reptile_sgd"]["settings"]["meta_optimizer"] == "sgd"
+
+
+@pytest.mark.slow
+def test_speed_table_is_filled(quick_run):
+    data = load(quick_run / "speed.json")
+    assert data["tasks"] == 25 and data["shots"] == 10
+    assert 5 in data["inner_steps"]
+    for a in ALGORITHMS:
+        assert set(data["results"][a]) == {str(k) for k in data["inner_steps"]}
+        for row in data["results"][a].values():
+            for key in ("batched_ms", "loop_ms", "speedup", "batched_cpu_ms", "loop_cpu_ms"):
+                assert finite_positive(row[key]), (a, key)
+            assert row["speedup"] == pytest.approx(row["loop_ms"] / row["batched_ms"])
+    assert finite_positive(data["goal"]["min_speedup_from_5"])
+
+
+@pytest.mark.slow
+def test_memory_table_is_filled_and_maml_grows(quick_run):
+    data = load(quick_run / "memory.json")
+    steps = data["inner_steps"]
+    for a in ALGORITHMS:
+        assert set(data["results"][a]) == {str(k) for k in steps}
+        assert all(finite_positive(r["peak_bytes"]) for r in data["results"][a].values())
+        assert set(data["fits"][a]) >= {"slope_bytes_per_step", "slope_bytes_per_step_per_task"}
+    assert set(data["loop_maml"]) == {str(k) for k in steps}
+    maml = [data["results"]["maml"][str(k)]["peak_bytes"] for k in steps]
+    assert maml == sorted(maml) and maml[-1] > 2 * maml[0]  # grows with the inner steps
+    assert data["fits"]["maml"]["slope_bytes_per_step_per_task"] > 0
+
+
+@pytest.mark.slow
+def test_directions_table_is_filled(quick_run):
+    data = load(quick_run / "directions.json")
+    for where in ("init", "trained"):
+        for a in ("fomaml", "reptile"):
+            rows = data["results"][where][a]
+            assert set(rows) == {str(k) for k in data["inner_steps"]}
+            for row in rows.values():
+                assert -1.0 <= row["cosine_mean"] <= 1.0
+                assert row["cosine_ci95"] >= 0
+
+
+def test_quick_mode_refuses_the_committed_results_folder(capsys):
+    import _common
+    import speed
+
+    with pytest.raises(SystemExit):
+        speed.main(["--quick", "--out", str(_common.DEFAULT_OUT)])
+    assert "overwrite" in capsys.readouterr().err
+
+
+def test_index_links_are_rewritten_into_the_output_folder():
+    import run_all
+
+    text = "![a plot](speed_x.png) [json](speed.json) ![web](https://x/y.png) [anchor](#top)"
+    assert run_all._relink(text, "benchmarks") == (
+        "![a plot](benchmarks/speed_x.png) [json](benchmarks/speed.json) "
+        "![web](https://x/y.png) [anchor](#top)"
+    )
