@@ -18,7 +18,16 @@ from .algorithms import (
     mse_loss,
     task_loss,
 )
-from .models import MLP, parameters_of
+from .datasets import (
+    ClassImages,
+    FewShotTasks,
+    PooledClasses,
+    accuracy,
+    digits_meta_split,
+    load_digits,
+    load_omniglot,
+)
+from .models import MLP, ConvNet, parameters_of
 from .tasks import (
     DriftingSinusoidTasks,
     FunctionBatch,
@@ -31,6 +40,14 @@ from .training import Evaluation, History, TrainResult, evaluate, meta_train, pr
 __all__ = [
     "ALGORITHMS",
     "MLP",
+    "ClassImages",
+    "ConvNet",
+    "FewShotTasks",
+    "PooledClasses",
+    "accuracy",
+    "digits_meta_split",
+    "load_digits",
+    "load_omniglot",
     "DriftingSinusoidTasks",
     "Evaluation",
     "FunctionBatch",
