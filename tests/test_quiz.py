@@ -1,0 +1,213 @@
+"""Tests of metalearn_lib.quiz: answer checks, the partial-credit rule, hashed keys."""
+
+import itertools
+
+import pytest
+
+from metalearn_lib.quiz import LETTERS, Question, check_answer, hash_key, hashed_score, score
+
+# ---------------------------------------------------------------------------
+# check_answer
+# ---------------------------------------------------------------------------
+
+
+def test_check_answer_normalises_a_set_of_capital_letters():
+    assert check_answer({"A", "C"}, "ABCDE") == frozenset({"A", "C"})
+    assert check_answer(frozenset({"E"}), "ABCDE") == frozenset({"E"})
+    assert isinstance(check_answer({"B"}, "ABC"), frozenset)
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "words"),
+    [
+        ("AC", TypeError, "not the string 'AC'"),
+        (["A", "C"], TypeError, "curly braces"),
+        (("A",), TypeError, "got a tuple"),
+        ({"A": 1}, TypeError, "got a dict"),
+        (None, TypeError, "got a NoneType"),
+        ({1, 2}, TypeError, "found int"),
+        (set(), ValueError, "empty"),
+        ({"a", "C"}, ValueError, "capital letters: write 'A'"),
+        ({"AC"}, ValueError, "each letter in its own quotes"),
+        ({"F"}, ValueError, "'F', which is not a statement"),
+        ({"A", "Z"}, ValueError, "not a statement"),
+    ],
+)
+def test_check_answer_explains_each_format_mistake(answer, error, words):
+    with pytest.raises(error, match="answer") as info:
+        check_answer(answer, "ABCDE")
+    assert words in str(info.value)
+
+
+def test_check_answer_refuses_set_subclasses_and_str_subclasses():
+    class Sneaky(set):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = set.__hash__
+
+    class Letter(str):
+        pass
+
+    with pytest.raises(TypeError, match="Sneaky"):
+        check_answer(Sneaky({"A"}), "ABCDE")
+    with pytest.raises(TypeError, match="Letter"):
+        check_answer({Letter("A")}, "ABCDE")
+
+
+@pytest.mark.parametrize("letters", ["", "ABD", "BCD", "abc", 5, ["A", 1]])
+def test_bad_letters_are_refused(letters):
+    with pytest.raises((TypeError, ValueError), match="letters"):
+        check_answer({"A"}, letters)
+
+
+# ---------------------------------------------------------------------------
+# score: max(0, (right - wrong) / n)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ({"A", "D"}, 1.0),  # all 5 right
+        ({"A"}, 0.6),  # D missed: 4 right, 1 wrong
+        ({"A", "D", "E"}, 0.6),  # E extra
+        ({"A", "C"}, 0.2),  # 3 right, 2 wrong
+        ({"A", "B", "C", "D", "E"}, 0.0),  # 2 right, 3 wrong -> floored at 0
+        ({"B", "C", "E"}, 0.0),  # all wrong
+    ],
+)
+def test_score_follows_the_documented_rule(answer, expected):
+    assert score(answer, {"A", "D"}, "ABCDE") == pytest.approx(expected)
+
+
+def test_score_matches_the_rule_for_every_possible_answer():
+    letters, key = "ABCDEF", {"B", "C", "F"}
+    for size in range(1, 7):
+        for chosen in itertools.combinations(letters, size):
+            right = sum((x in chosen) == (x in key) for x in letters)
+            rule = max(0.0, (right - (6 - right)) / 6)
+            assert score(set(chosen), key, letters) == pytest.approx(rule)
+
+
+def test_score_rejects_a_malformed_answer_or_key():
+    with pytest.raises(TypeError):
+        score("AD", {"A", "D"}, "ABCDE")
+    with pytest.raises(ValueError, match="key"):
+        score({"A"}, {"Z"}, "ABCDE")
+    with pytest.raises(ValueError, match="key"):
+        score({"A"}, set(), "ABCDE")
+
+
+# ---------------------------------------------------------------------------
+# Hashed keys
+# ---------------------------------------------------------------------------
+
+
+def test_hashed_score_equals_score_times_points_for_every_answer():
+    letters, key = "ABCDE", {"A", "C", "E"}
+    hashed = hash_key("test-q", key, letters, salt="00ff00ff00ff00ff")
+    for size in range(1, 6):
+        for chosen in itertools.combinations(letters, size):
+            want = 2 * score(set(chosen), key, letters)
+            assert hashed_score(set(chosen), "test-q", letters, hashed, points=2) == pytest.approx(
+                want
+            )
+
+
+def test_hashed_key_hides_the_key_and_depends_on_salt_and_question():
+    hashed = hash_key("test-q", {"A", "C"}, "ABCD", salt="abcdef0123456789")
+    version, salt, *hashes = hashed.split(":")
+    assert (version, salt, len(hashes)) == ("v1", "abcdef0123456789", 4)
+    assert not any(x in hashed for x in ("true", "false", "{", "A", "C"))
+    assert hashed != hash_key("other-q", {"A", "C"}, "ABCD", salt="abcdef0123456789")
+    assert hashed != hash_key("test-q", {"A", "C"}, "ABCD", salt="abcdef0123456788")
+    assert hash_key("test-q", {"A"}, "ABCD") != hash_key("test-q", {"A"}, "ABCD")  # random salts
+
+
+def test_hashed_score_refuses_a_key_for_another_question_shape():
+    hashed = hash_key("q", {"A"}, "ABCD")
+    with pytest.raises(ValueError, match="hashed_key"):
+        hashed_score({"A"}, "q", "ABCDE", hashed)
+    with pytest.raises(ValueError, match="points"):
+        hashed_score({"A"}, "q", "ABCD", hashed, points=0)
+    with pytest.raises(TypeError):
+        hashed_score(["A"], "q", "ABCD", hashed)
+    # A key for another question id gives wrong classifications, not an error.
+    assert hashed_score({"A"}, "other", "ABCD", hashed) < 1
+
+
+def test_hashed_score_prints_nothing(capsys):
+    hashed = hash_key("q", {"B"}, "ABC")
+    assert hashed_score({"B"}, "q", "ABC", hashed) == 1.0
+    assert capsys.readouterr() == ("", "")
+
+
+# ---------------------------------------------------------------------------
+# Question
+# ---------------------------------------------------------------------------
+
+
+def _practice() -> Question:
+    return Question(
+        "Which are first-order methods?",
+        ["FOMAML", "MAML", "Reptile", "Second-order MAML"],
+        key={"A", "C"},
+        explanations={
+            "A": "drops the Hessian terms",
+            "B": "keeps them",
+            "C": "never differentiates through the inner loop",
+            "D": "by name",
+        },
+        question_id="P1",
+    )
+
+
+def test_question_renders_prompt_and_lettered_statements():
+    q = _practice()
+    assert q.letters == ("A", "B", "C", "D")
+    md = q._repr_markdown_()
+    assert "**P1.** Which are first-order methods?" in md
+    assert "- **C.** Reptile" in md and 'answer = {"A", "C"}' in md
+    html = Question("Is 1 < 2?", ["yes <b>", "no"])._repr_html_()
+    assert "<li><b>A.</b> yes &lt;b&gt;</li>" in html
+
+
+def test_practice_feedback_explains_each_statement():
+    q = _practice()
+    assert q.score({"A", "C"}) == 1.0
+    text = q.feedback({"A"})
+    assert "Score: **50%**" in text
+    assert "**C** (WRONG: the statement is true)" in text
+    assert "never differentiates through the inner loop" in text
+    with pytest.raises(ValueError, match="capital"):
+        q.feedback({"a"})
+
+
+def test_graded_question_has_no_key_to_score_with():
+    q = Question("Graded?", ["x", "y"])
+    assert q.check({"B"}) == frozenset({"B"})
+    with pytest.raises(ValueError, match="no key"):
+        q.score({"A"})
+
+
+_EXPLAIN = {"A": "x", "B": "y"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"prompt": "", "statements": ["a", "b"]}, TypeError),
+        ({"prompt": "p", "statements": "ab"}, TypeError),
+        ({"prompt": "p", "statements": ["a"]}, ValueError),
+        ({"prompt": "p", "statements": ["s"] * (len(LETTERS) + 1)}, ValueError),
+        ({"prompt": "p", "statements": ["a", ""]}, TypeError),
+        ({"prompt": "p", "statements": ["a", "b"], "key": {"C"}}, ValueError),
+        ({"prompt": "p", "statements": ["a", "b"], "explanations": _EXPLAIN}, ValueError),
+        ({"prompt": "p", "statements": ["a", "b"], "key": {"A"}, "explanations": {"A": "x"}},)
+        + (ValueError,),
+    ],
+)
+def test_question_refuses_bad_construction(kwargs, error):
+    with pytest.raises(error):
+        Question(**kwargs)
