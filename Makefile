@@ -39,3 +39,43 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# --- benchmarks (results: docs/benchmarks.md; see benchmarks/run_all.py) -----
+.PHONY: bench bench-quick
+
+bench: venv  ## full benchmarks (~30 min on 2 cores): rewrites docs/benchmarks.md and docs/benchmarks/
+	$(BIN)/python benchmarks/run_all.py
+
+bench-quick: venv  ## every benchmark with tiny settings, into a temporary folder (< 1 min)
+	$(BIN)/python benchmarks/run_all.py --quick
+
+# --- nbgrader (instructors; see docs/instructor_guide.md) -------------------
+# Run from the repository root, which is the nbgrader course root; "*" means
+# every assignment in solutions/ (inner_loop, first_order, variants_quiz).
+.PHONY: release autograde feedback grades
+
+release: venv  ## solutions/ -> exercises/ (student versions)
+	$(BIN)/nbgrader generate_assignment "*" --force
+
+autograde: venv  ## grade submitted/; a broken submission fails alone (non-zero exit at the end)
+	$(BIN)/nbgrader autograde "*"
+
+feedback: venv  ## feedback/<student>/<assignment>/*.html from autograded/
+	$(BIN)/nbgrader generate_feedback "*"
+
+grades: venv  ## every student's scores -> grades.csv
+	$(BIN)/nbgrader export --to grades.csv
+
+# --- JupyterHub for a class (docs/classroom.md) -------------------------------
+# configurable-http-proxy from the npm registry (Node.js >= 20), into .hub-node/.
+CHP_VERSION := 5.2.0
+
+.PHONY: hub-proxy hub
+
+hub-proxy:  ## install JupyterHub's proxy into .hub-node/ (needs npm)
+	@test "$$(.hub-node/node_modules/.bin/configurable-http-proxy --version 2>/dev/null)" = "$(CHP_VERSION)" \
+		|| npm install --prefix .hub-node --no-audit --no-fund --no-save --no-package-lock \
+			configurable-http-proxy@$(CHP_VERSION)
+
+hub: venv hub-proxy  ## JupyterHub on 127.0.0.1:8000; set COURSE_HUB_PASSWORD and COURSE_HUB_USERS
+	$(BIN)/jupyterhub -f jupyterhub_config.py
