@@ -7,62 +7,57 @@ The layers, from the bottom up (each imports only those below it):
 * :mod:`~metalearn_lib.algorithms` - ``adapt`` and ``meta_gradient``;
 * :mod:`~metalearn_lib.training` - ``meta_train``, ``pretrain``, ``evaluate``.
 
-The most used names are re-exported here.
+The most used names are re-exported here. They are imported on first use
+(PEP 562), so ``import metalearn_lib.quiz`` does not pay for importing torch:
+a graded quiz notebook then runs in about a second.
 """
 
-from .algorithms import (
-    ALGORITHMS,
-    adapt,
-    meta_gradient,
-    meta_gradient_and_loss,
-    mse_loss,
-    task_loss,
-)
-from .datasets import (
-    ClassImages,
-    FewShotTasks,
-    PooledClasses,
-    accuracy,
-    digits_meta_split,
-    load_digits,
-    load_omniglot,
-)
-from .models import MLP, ConvNet, parameters_of
-from .tasks import (
-    DriftingSinusoidTasks,
-    FunctionBatch,
-    FunctionFamilyTasks,
-    SinusoidTasks,
-    TaskBatch,
-)
-from .training import Evaluation, History, TrainResult, evaluate, meta_train, pretrain
+from __future__ import annotations
 
-__all__ = [
-    "ALGORITHMS",
-    "MLP",
-    "ClassImages",
-    "ConvNet",
-    "FewShotTasks",
-    "PooledClasses",
-    "accuracy",
-    "digits_meta_split",
-    "load_digits",
-    "load_omniglot",
-    "DriftingSinusoidTasks",
-    "Evaluation",
-    "FunctionBatch",
-    "FunctionFamilyTasks",
-    "History",
-    "SinusoidTasks",
-    "TaskBatch",
-    "TrainResult",
-    "adapt",
-    "evaluate",
-    "meta_gradient",
-    "meta_gradient_and_loss",
-    "meta_train",
-    "mse_loss",
-    "parameters_of",
-    "pretrain",
-    "task_loss",
-]
+import importlib
+
+# Where each re-exported name lives.
+_EXPORTS = {
+    "algorithms": (
+        "ALGORITHMS",
+        "adapt",
+        "meta_gradient",
+        "meta_gradient_and_loss",
+        "mse_loss",
+        "task_loss",
+    ),
+    "datasets": (
+        "ClassImages",
+        "FewShotTasks",
+        "PooledClasses",
+        "accuracy",
+        "digits_meta_split",
+        "load_digits",
+        "load_omniglot",
+    ),
+    "models": ("MLP", "ConvNet", "parameters_of"),
+    "tasks": (
+        "DriftingSinusoidTasks",
+        "FunctionBatch",
+        "FunctionFamilyTasks",
+        "SinusoidTasks",
+        "TaskBatch",
+    ),
+    "training": ("Evaluation", "History", "TrainResult", "evaluate", "meta_train", "pretrain"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'metalearn_lib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,9 +1,12 @@
 """Tests of metalearn_lib.quiz: answer checks, the partial-credit rule, hashed keys."""
 
 import itertools
+import subprocess
+import sys
 
 import pytest
 
+import metalearn_lib
 from metalearn_lib.quiz import LETTERS, Question, check_answer, hash_key, hashed_score, score
 
 # ---------------------------------------------------------------------------
@@ -211,3 +214,22 @@ _EXPLAIN = {"A": "x", "B": "y"}
 def test_question_refuses_bad_construction(kwargs, error):
     with pytest.raises(error):
         Question(**kwargs)
+
+
+def test_the_quiz_module_does_not_import_torch():
+    """A graded quiz notebook imports metalearn_lib.quiz only: no torch, so it grades in ~1 s."""
+    code = (
+        "import sys, metalearn_lib.quiz\n"
+        "assert 'torch' not in sys.modules, 'metalearn_lib.quiz imported torch'\n"
+        "import metalearn_lib\n"
+        "names = metalearn_lib.__all__\n"
+        "assert all(getattr(metalearn_lib, n) is not None for n in names)\n"
+        "assert set(names) <= set(dir(metalearn_lib))\n"
+        "namespace = {}\n"
+        "exec('from metalearn_lib import *', namespace)\n"
+        "assert set(names) <= set(namespace)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        metalearn_lib.nonsense  # noqa: B018
