@@ -1126,10 +1126,8 @@ def nonstationary_drift(
     distribution (the MAML paper's sinusoids); then the phase range slides
     by ``shift`` over ``horizon`` iterations and stays there. Training pauses
     every ``checkpoint_every`` iterations to evaluate the current
-    initialization on tasks from before and after the drift. Each segment
-    continues from the previous parameters and the clock keeps running;
-    only the Adam moment estimates restart at a pause (``meta_train`` has no
-    hook for evaluating mid-run).
+    initialization on tasks from before and after the drift (through
+    ``meta_train``'s ``callback``, so the run itself is not interrupted).
 
     Parameters
     ----------
@@ -1169,31 +1167,26 @@ def nonstationary_drift(
 
     e, lt = judge(params)
     checkpoints, early, late = [0], [e], [lt]
-    history = History(
-        settings=dict(settings.as_dict(), warmup=warmup, horizon=horizon, iterations=iterations)
+    bar = tqdm(total=iterations, desc="drift", disable=not progress, leave=False)
+
+    def checkpoint(done: int, theta: Params) -> None:
+        bar.update(1)
+        if done % checkpoint_every == 0:
+            e, lt = judge(theta)
+            checkpoints.append(done)
+            early.append(e)
+            late.append(lt)
+
+    params, history = meta_train(
+        model,
+        _Clocked(tasks, clock=lambda t: max(0, t - warmup)),
+        params=params,
+        progress=False,
+        callback=checkpoint,
+        **settings.train_kwargs(iterations=iterations),
     )
-    elapsed = 0.0
-    segments = range(iterations // checkpoint_every)
-    for i in tqdm(segments, desc="drift", disable=not progress, leave=False):
-        start = i * checkpoint_every
-
-        def clock(t: int, start: int = start) -> int:
-            return max(0, start + t - warmup)
-
-        params, h = meta_train(
-            model,
-            _Clocked(tasks, clock=clock),
-            params=params,
-            progress=False,
-            **settings.train_kwargs(iterations=checkpoint_every, seed=settings.seed + i),
-        )
-        history.loss += h.loss
-        history.elapsed += [elapsed + t for t in h.elapsed]
-        elapsed = history.elapsed[-1]
-        e, lt = judge(params)
-        checkpoints.append(start + checkpoint_every)
-        early.append(e)
-        late.append(lt)
+    bar.close()
+    history.settings.update(warmup=warmup, horizon=horizon)
     return DriftResult(tasks, warmup, checkpoints, early, late, params, history, settings)
 
 

@@ -137,6 +137,7 @@ def meta_train(
     params: Params | None = None,
     loss_fn: LossFn = mse_loss,
     progress: bool = True,
+    callback: Callable[[int, Params], object] | None = None,
 ) -> TrainResult:
     """Meta-train ``model``'s initialization with MAML, FOMAML or Reptile.
 
@@ -174,6 +175,12 @@ def meta_train(
         Per-task loss, MSE by default.
     progress : bool
         Show a progress bar (``tqdm.auto``); ``False`` prints nothing.
+    callback : callable, optional
+        Called as ``callback(done, params)`` after every meta-update, with
+        ``done`` the number of updates so far and ``params`` a detached copy
+        of the current theta: a place to evaluate or record mid-run without
+        restarting the optimizer. Returning ``True`` stops training there.
+        Its time counts in ``history.elapsed``.
 
     Returns
     -------
@@ -191,6 +198,8 @@ def meta_train(
     ]:
         _check_positive_int(name, value)
     _check_tasks(tasks)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     theta = _start_params(model, params)
     optimizer = _make_optimizer(meta_optimizer, theta, meta_lr)
     dtype = next(iter(theta.values())).dtype
@@ -230,8 +239,14 @@ def meta_train(
         history.elapsed.append(time.perf_counter() - start)
         if progress and iteration % 50 == 0:
             bar.set_postfix(query_loss=f"{history.smoothed()[-1]:.3f}")
+        if callback is not None and callback(iteration + 1, _detached(theta)) is True:
+            break
     bar.close()
-    return TrainResult({n: p.detach().clone() for n, p in theta.items()}, history)
+    return TrainResult(_detached(theta), history)
+
+
+def _detached(params: Params) -> Params:
+    return {n: p.detach().clone() for n, p in params.items()}
 
 
 def pretrain(
@@ -283,7 +298,7 @@ def pretrain(
         history.loss.append(loss.item())
         history.elapsed.append(time.perf_counter() - start)
     bar.close()
-    return TrainResult({n: p.detach().clone() for n, p in theta.items()}, history)
+    return TrainResult(_detached(theta), history)
 
 
 @dataclass

@@ -35,6 +35,35 @@ def test_model_is_not_modified():
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_callback_sees_every_update_and_can_stop_the_run():
+    seen = []
+
+    def record(done, params):
+        seen.append((done, {k: v.clone() for k, v in params.items()}))
+        params["net.0.weight"].add_(1.0)  # a detached copy: changing it changes nothing
+
+    full, _ = meta_train(MLP(seed=0), SinusoidTasks(), iterations=4, progress=False)
+    params, history = meta_train(
+        MLP(seed=0), SinusoidTasks(), iterations=4, progress=False, callback=record
+    )
+    assert [done for done, _ in seen] == [1, 2, 3, 4]
+    assert all(
+        torch.equal(params[k], full[k]) and torch.equal(seen[-1][1][k], full[k]) for k in full
+    )
+    assert not any(p.requires_grad for _, ps in seen for p in ps.values())
+
+    _, stopped = meta_train(
+        MLP(seed=0),
+        SinusoidTasks(),
+        iterations=10,
+        progress=False,
+        callback=lambda done, _: done == 3,
+    )
+    assert len(stopped.loss) == 3 and stopped.loss == history.loss[:3]
+    with pytest.raises(TypeError, match="callback must be callable"):
+        meta_train(MLP(seed=0), SinusoidTasks(), iterations=1, progress=False, callback=3)
+
+
 @pytest.mark.slow
 def test_short_maml_run_beats_untrained_and_pretrained():
     """600 iterations (about 8 s): MAML already adapts far better from 5 points."""
