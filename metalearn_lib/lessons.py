@@ -28,6 +28,7 @@ from .tasks import SinusoidTasks, TaskBatch
 from .training import History, TrainResult, meta_train, pretrain
 
 __all__ = [
+    "chapter5_exercise_accuracies",
     "check",
     "cosine_similarity",
     "direction_similarity",
@@ -520,6 +521,62 @@ def _check_3_3(answer: object) -> tuple[bool, str]:
     return False, "Answer with one of the letters 'a', 'b' or 'c'."
 
 
+# -- chapter 5 -------------------------------------------------------------
+
+
+def _check_5_1(answer: object) -> tuple[bool, str]:
+    if isinstance(answer, Tensor):
+        return False, "That is a tensor; the question asks for its shape (use .shape)."
+    try:
+        shape = tuple(int(s) for s in answer)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return False, f"Give the shape as a tuple of ints (or a torch.Size), got {answer!r}."
+    if shape == (2, 20, 1, 8, 8):
+        return True, "2 episodes x (5 classes x 4 query images), each image 1 x 8 x 8."
+    if shape == (2, 4, 1, 8, 8):
+        return False, "`queries` counts images *per class*; an episode has N of them."
+    if len(shape) != 5:
+        return False, "The query images are [episodes, images, channels, height, width]."
+    return False, f"{shape} is not it."
+
+
+def _check_5_2(answer: object) -> tuple[bool, str]:
+    choice = str(answer).strip().lower().strip("()'\". ")
+    if choice == "b":
+        return True, (
+            "Labels are assigned to classes at random in every episode, so before seeing the "
+            "support set no network can know which label means which class: 1/N on average."
+        )
+    if choice == "a":
+        return False, "The meta-learned networks are trained, yet they too start at 20%."
+    if choice == "c":
+        return False, "It is exactly what the maths predicts; no bug needed."
+    return False, "Answer with one of the letters 'a', 'b' or 'c'."
+
+
+def chapter5_exercise_accuracies() -> Tensor:
+    """Per-episode accuracies of 500 made-up test episodes (25 queries each) for exercise 5.3."""
+    generator = torch.Generator().manual_seed(5)
+    return torch.randint(12, 26, (500,), generator=generator).to(torch.float64) / 25
+
+
+def _check_5_3(answer: object) -> tuple[bool, str]:
+    try:
+        mean, half_width = (float(v) for v in answer)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return False, f"Give a pair (mean, half_width) of numbers, got {answer!r}."
+    acc = chapter5_exercise_accuracies()
+    target_mean = acc.mean().item()
+    target_ci = 1.96 * acc.std().item() / math.sqrt(len(acc))
+    if abs(mean - target_mean) > 1e-4:
+        return False, f"The mean is off: {mean:.4f}."
+    if abs(half_width - target_ci) <= 2e-4:
+        return True, f"{target_mean:.3f} ± {target_ci:.3f}, as every accuracy here is reported."
+    if abs(half_width - 1.96 * acc.std().item()) < 1e-3:
+        return False, "That is 1.96 standard deviations of one episode; divide by sqrt(500)."
+    return False, f"The half-width is off: {half_width:.4f}."
+
+
 EXERCISES: dict[str, Exercise] = {
     "1.1": Exercise(
         "Sample 4 tasks with K = 5 shots and 20 query points. What is query_y's shape?",
@@ -625,6 +682,40 @@ EXERCISES: dict[str, Exercise] = {
             "Which loss, evaluated where, appears in that difference?",
         ],
         "'b': theta - phi = alpha grad L_S(theta), plain training on the tasks' points.",
+    ),
+    "5.1": Exercise(
+        "With tasks = FewShotTasks(meta_test, ways=5), sample 2 episodes with 3 shots and "
+        "4 queries per class. What is query_x's shape?",
+        _check_5_1,
+        [
+            "An episode holds N classes; shots and queries count images per class.",
+            "Images keep their own shape [channels, height, width] = [1, 8, 8].",
+        ],
+        "tasks.sample(2, 3, 4, generator=torch.Generator().manual_seed(0)).query_x.shape\n"
+        "# torch.Size([2, 20, 1, 8, 8])",
+    ),
+    "5.2": Exercise(
+        "Before adaptation (0 steps) every method scores about 20% on 5-way episodes. Why? "
+        "(a) the networks are untrained; (b) labels are assigned to classes at random in "
+        "each episode; (c) a bug in the evaluation.",
+        _check_5_2,
+        [
+            "Is label 0 the same class in two different episodes?",
+            "What could a fixed network, which has not seen the support set, know about "
+            "which class got which label?",
+        ],
+        "'b': the label of a class is drawn anew in every episode, so only the support set "
+        "can tell the network which label is which; any fixed guess is right 1 time in N.",
+    ),
+    "5.3": Exercise(
+        "acc = chapter5_exercise_accuracies() holds the accuracies of 500 test episodes. "
+        "Give (mean, half-width of the 95% confidence interval), as evaluate() reports them.",
+        _check_5_3,
+        [
+            "The interval is mean ± 1.96 standard errors.",
+            "standard error = acc.std() / sqrt(number of episodes).",
+        ],
+        "mean = acc.mean().item()\nhalf_width = 1.96 * acc.std().item() / len(acc) ** 0.5",
     ),
 }
 

@@ -364,8 +364,7 @@ def test_few_shot_explorer_logic_without_a_browser(split):
 
 
 def test_chapter5_exercises_are_registered(capsys):
-    from metalearn_lib.lessons import check, solved
-    from metalearn_lib.widgets import chapter5_exercise_accuracies
+    from metalearn_lib.lessons import chapter5_exercise_accuracies, check, solved
 
     check("5.1", (2, 20, 1, 8, 8))
     check("5.2", "a")
