@@ -43,7 +43,7 @@ clean:
 # --- benchmarks (results: docs/benchmarks.md; see benchmarks/run_all.py) -----
 .PHONY: bench bench-quick
 
-bench: venv  ## full benchmarks (~30 min on 2 cores): rewrites docs/benchmarks.md and docs/benchmarks/
+bench: venv  ## full benchmarks (one to two hours on 2 cores): rewrites docs/benchmarks.md and docs/benchmarks/
 	$(BIN)/python benchmarks/run_all.py
 
 bench-quick: venv  ## every benchmark with tiny settings, into a temporary folder (< 1 min)

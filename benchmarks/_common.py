@@ -32,9 +32,13 @@ DEFAULT_OUT = ROOT / "docs" / "benchmarks"
 
 
 def parse_args(
-    name: str, description: str, argv: Sequence[str] | None, extra=None
+    name: str, description: str, argv: Sequence[str] | None, extra=None, render_only: bool = False
 ) -> argparse.Namespace:
-    """Parse ``--quick`` and ``--out``; quick runs may not write into the committed folder."""
+    """Parse ``--quick`` and ``--out``; quick runs may not write into the committed folder.
+
+    ``render_only=True`` adds ``--render-only`` for scripts that can redraw their
+    tables and plots from the JSON of an earlier run.
+    """
     parser = argparse.ArgumentParser(prog=f"benchmarks/{name}.py", description=description)
     parser.add_argument("--quick", action="store_true", help="tiny settings: seconds, not minutes")
     parser.add_argument(
@@ -44,6 +48,12 @@ def parse_args(
         help=f"output folder (default: {DEFAULT_OUT.relative_to(ROOT)}; "
         "with --quick a fresh temporary folder)",
     )
+    if render_only:
+        parser.add_argument(
+            "--render-only",
+            action="store_true",
+            help="only redraw the tables and plots from the JSON already in --out",
+        )
     if extra is not None:  # a script's own options: extra(parser) adds them
         extra(parser)
     args = parser.parse_args(argv)

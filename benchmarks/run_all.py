@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 from _common import DEFAULT_OUT, ROOT, cpu_model  # noqa: E402
 
 #: Fragments appear in this order; any other benchmark follows alphabetically.
-ORDER = ("sinusoid_accuracy", "speed", "memory", "directions")
+ORDER = ("sinusoid_accuracy", "maml_stability", "speed", "memory", "directions")
 QUICK_NOTE = "> **Quick mode**: tiny settings that check the scripts run; numbers mean nothing."
 
 

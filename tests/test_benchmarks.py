@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
@@ -111,6 +112,49 @@ def test_sinusoid_accuracy_table_is_filled(quick_run):
         assert job["train_cpu_seconds"] > 0 and job["settings"]["iterations"] > 0, model
     assert data["jobs"]["reptile"]["settings"]["meta_optimizer"] == "adam"
     assert data["jobs"]["reptile_sgd"]["settings"]["meta_optimizer"] == "sgd"
+
+
+@pytest.mark.slow
+def test_maml_stability_follows_every_seed_over_training(quick_run):
+    data = load(quick_run / "maml_stability.json")
+    assert [run["seed"] for run in data["runs"]] == [0, 1]
+    for run in data["runs"]:
+        assert [c["iteration"] for c in run["checkpoints"]] == [20, 40]
+        for c in run["checkpoints"]:
+            assert c["steps"] == [1, 5, 10]
+            assert all(finite_positive(m) for m in c["mean"] + c["median"])
+            assert (
+                finite_positive(c["curvature_median"]) and 0 <= c["share_above_2_over_alpha"] <= 1
+            )
+    assert "**Reading.**" in (quick_run / "maml_stability.md").read_text()
+
+
+def test_largest_curvature_is_the_top_hessian_eigenvalue():
+    from maml_stability import largest_curvature
+    from torch.func import functional_call, hessian
+
+    from metalearn_lib import MLP, SinusoidTasks, parameters_of
+
+    model = MLP(hidden=(6,), seed=0).double()
+    theta = {n: p.detach() for n, p in parameters_of(model).items()}
+    batch = SinusoidTasks().sample(
+        3, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
+    got = largest_curvature(model, theta, batch, iterations=300)
+    flat = torch.cat([p.flatten() for p in theta.values()])
+
+    def loss(v, x, y):
+        params, i = {}, 0
+        for name, p in theta.items():
+            params[name], i = v[i : i + p.numel()].view(p.shape), i + p.numel()
+        return torch.nn.functional.mse_loss(functional_call(model, params, (x,)), y)
+
+    for t in range(3):
+        eigenvalues = torch.linalg.eigvalsh(
+            hessian(loss)(flat, batch.support_x[t], batch.support_y[t])
+        )
+        top = eigenvalues[eigenvalues.abs().argmax()]
+        assert got[t].item() == pytest.approx(top.item(), rel=1e-6)
 
 
 @pytest.mark.slow
