@@ -3,14 +3,14 @@
 MAML is meta-trained with ONE inner step, but the paper evaluates it after
 5 and 10 steps of lr 0.01. This benchmark trains MAML with the paper's setup
 (as in ``sinusoid_accuracy.py``) for several seeds, one process each, and
-every ``--every`` iterations evaluates the current initialization on the same
+every 10,000 iterations evaluates the current initialization on the same
 600 test tasks (K = 5, after 1 / 5 / 10 steps: mean, median, tasks whose
 query MSE exceeds 100) and measures the curvature those steps meet: the
 largest eigenvalue of the 5-point support loss's Hessian at theta, for 20
 tasks (plain gradient descent with lr alpha is stable along a direction of
 curvature h only while alpha * h < 2, i.e. h < 200 here).
 
-    python benchmarks/maml_stability.py            # full (about 28 min), into docs/benchmarks
+    python benchmarks/maml_stability.py            # full (about 25 min), into docs/benchmarks
     python benchmarks/maml_stability.py --quick    # seconds, into a temp folder
 """
 
