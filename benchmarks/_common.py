@@ -29,6 +29,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "docs" / "benchmarks"
+#: How the three algorithms are named in tables and legends.
+ALGORITHM_LABELS = {"maml": "MAML", "fomaml": "FOMAML", "reptile": "Reptile"}
 
 
 def parse_args(

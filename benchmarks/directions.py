@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from _common import (  # noqa: E402
+    ALGORITHM_LABELS,
     machine,
     md_table,
     parse_args,
@@ -39,7 +40,7 @@ from metalearn_lib import MLP, SinusoidTasks, meta_gradient, meta_train  # noqa:
 
 NAME = "directions"
 FIRST_ORDER = ("fomaml", "reptile")
-LABELS = {"maml": "MAML", "fomaml": "FOMAML", "reptile": "Reptile"}
+LABELS = ALGORITHM_LABELS
 INNER_LR = 0.01
 
 

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from _common import (  # noqa: E402
+    ALGORITHM_LABELS,
     machine,
     md_table,
     parse_args,
@@ -35,7 +36,7 @@ from metalearn_lib.cost import cost_sweep, peak_memory  # noqa: E402
 from metalearn_lib.reference import loop_meta_gradient  # noqa: E402
 
 NAME = "memory"
-LABELS = {"maml": "MAML", "fomaml": "FOMAML", "reptile": "Reptile"}
+LABELS = ALGORITHM_LABELS
 
 
 def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:

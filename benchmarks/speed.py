@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from _common import (  # noqa: E402
+    ALGORITHM_LABELS,
     machine,
     md_table,
     median,
@@ -37,7 +38,7 @@ from metalearn_lib import ALGORITHMS, MLP, SinusoidTasks, meta_gradient, paramet
 from metalearn_lib.reference import loop_meta_gradient  # noqa: E402
 
 NAME = "speed"
-LABELS = {"maml": "MAML", "fomaml": "FOMAML", "reptile": "Reptile"}
+LABELS = ALGORITHM_LABELS
 IMPLEMENTATIONS = {"batched": meta_gradient, "loop": loop_meta_gradient}
 
 
