@@ -333,7 +333,7 @@ def test_short_maml_run_beats_chance_clearly(split):
 
 @pytest.mark.slow
 def test_few_shot_explorer_logic_without_a_browser(split):
-    from metalearn_lib.widgets import FewShotExplorer
+    from metalearn_lib.teaching.widgets import FewShotExplorer
 
     net = ConvNet(out_features=5, hidden=8, norm="batch", seed=0)
     starts = {"A": parameters_of(net), "B": parameters_of(ConvNet(hidden=8, norm="batch", seed=1))}
@@ -364,7 +364,7 @@ def test_few_shot_explorer_logic_without_a_browser(split):
 
 
 def test_chapter5_exercises_are_registered(capsys):
-    from metalearn_lib.lessons import chapter5_exercise_accuracies, check, solved
+    from metalearn_lib.teaching.exercises import chapter5_exercise_accuracies, check, solved
 
     check("5.1", (2, 20, 1, 8, 8))
     check("5.2", "a")

@@ -16,8 +16,8 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from metalearn_lib import experiments as ex  # noqa: E402
-from metalearn_lib.experiments import (  # noqa: E402
+from metalearn_lib.teaching import experiments as ex  # noqa: E402
+from metalearn_lib.teaching.experiments import (  # noqa: E402
     Settings,
     cost_of_second_order,
     dissimilar_families,
@@ -26,7 +26,7 @@ from metalearn_lib.experiments import (  # noqa: E402
     nonstationary_drift,
     train_at_diversity,
 )
-from metalearn_lib.plots import (  # noqa: E402
+from metalearn_lib.teaching.figures import (  # noqa: E402
     plot_diversity_sweep,
     plot_drift,
     plot_family_comparison,
@@ -34,7 +34,7 @@ from metalearn_lib.plots import (  # noqa: E402
     plot_second_order_cost,
 )
 from metalearn_lib.quiz import Question  # noqa: E402
-from metalearn_lib.widgets import (  # noqa: E402
+from metalearn_lib.teaching.widgets import (  # noqa: E402
     TaskDiversityExplorer,
     limitations_practice,
     practice_feedback,

@@ -10,14 +10,14 @@ from metalearn_lib import (
     MLP,
     SinusoidTasks,
     adapt,
-    lessons,
     meta_gradient,
     parameters_of,
-    plots,
     task_loss,
 )
+from metalearn_lib.teaching import exercises as lessons
+from metalearn_lib.teaching import figures as plots
 from metalearn_lib.cost import StepCost
-from metalearn_lib.widgets import CostLab, InnerStepsExplorer, TaskSampler
+from metalearn_lib.teaching.widgets import CostLab, InnerStepsExplorer, TaskSampler
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

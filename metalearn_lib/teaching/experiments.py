@@ -34,11 +34,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .algorithms import ALGORITHMS, adapt, meta_gradient
-from .cost import StepCost, cost_sweep
-from .models import MLP, parameters_of
-from .tasks import FAMILIES, DriftingSinusoidTasks, FunctionFamilyTasks, SinusoidTasks
-from .training import META_OPTIMIZERS, Evaluation, History, evaluate, meta_train, pretrain
+from ..algorithms import ALGORITHMS, adapt, meta_gradient
+from ..cost import StepCost, cost_sweep
+from ..models import MLP, parameters_of
+from ..tasks import FAMILIES, DriftingSinusoidTasks, FunctionFamilyTasks, SinusoidTasks
+from ..training import META_OPTIMIZERS, Evaluation, History, evaluate, meta_train, pretrain
 
 __all__ = [
     "CHAPTER",

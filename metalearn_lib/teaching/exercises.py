@@ -22,10 +22,10 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, jacrev, vmap
 
-from .algorithms import _adapt, _check_model_and_params, adapt, meta_gradient, mse_loss
-from .models import MLP, parameters_of
-from .tasks import SinusoidTasks, TaskBatch
-from .training import History, TrainResult, meta_train, pretrain
+from ..algorithms import _adapt, _check_model_and_params, adapt, meta_gradient, mse_loss
+from ..models import MLP, parameters_of
+from ..tasks import SinusoidTasks, TaskBatch
+from ..training import History, TrainResult, meta_train, pretrain
 
 __all__ = [
     "chapter5_exercise_accuracies",

@@ -27,8 +27,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from .algorithms import ALGORITHMS, _check_model_and_params, mse_loss, task_loss
-from .plots import (
+from ..algorithms import ALGORITHMS, _check_model_and_params, mse_loss, task_loss
+from .figures import (
     ALGORITHM_COLORS,
     figure_png,
     plain_log_scale,
@@ -36,7 +36,7 @@ from .plots import (
     plot_tasks,
     predict,
 )
-from .tasks import TaskBatch
+from ..tasks import TaskBatch
 
 __all__ = ["CostLab", "InnerStepsExplorer", "TaskSampler"]
 
@@ -504,7 +504,7 @@ class CostLab(_FigureExplorer):
 
     def run(self) -> list:
         """Measure every (algorithm, inner steps) pair; returns the list of StepCost."""
-        from .cost import measure_step_cost
+        from ..cost import measure_step_cost
 
         self.run_button.disabled = True
         self.costs = []
@@ -700,7 +700,7 @@ class TaskDiversityExplorer(_FigureExplorer):
 
     def _draw(self) -> None:
         from .experiments import DiversitySweep
-        from .plots import plot_diversity_sweep, plot_fit_curves
+        from .figures import plot_diversity_sweep, plot_fit_curves
 
         self.figure.clear()
         fit_ax, loss_ax, adv_ax = self.figure.subplots(1, 3)
@@ -759,7 +759,7 @@ def practice_feedback(question, answer) -> _PracticeFeedback:
         problem if it is malformed (``.ok`` is False in both cases), or the
         score with a right/wrong verdict and an explanation per statement.
     """
-    from .quiz import Question
+    from ..quiz import Question
 
     if not isinstance(question, Question):
         raise TypeError(f"question must be a quiz.Question, got {type(question).__name__}")
@@ -785,7 +785,7 @@ def limitations_practice() -> list:
     Every statement is backed by an experiment of the chapter (or the maths
     of chapter 2); the explanations say which.
     """
-    from .quiz import Question
+    from ..quiz import Question
 
     return [
         Question(
@@ -981,7 +981,7 @@ class FewShotExplorer(_FigureExplorer):
         max_steps: int = 10,
         max_shots: int = 5,
     ) -> None:
-        from .datasets import FewShotTasks
+        from ..datasets import FewShotTasks
 
         if not isinstance(tasks, FewShotTasks):
             raise TypeError(f"tasks must be a FewShotTasks, got {type(tasks).__name__}")
@@ -1084,7 +1084,7 @@ class FewShotExplorer(_FigureExplorer):
         import torch.nn.functional as F
         from torch.func import functional_call
 
-        from .algorithms import adapt
+        from ..algorithms import adapt
 
         label = self.start_dropdown.value
         shots, steps = self.shots_slider.value, self.steps_slider.value

@@ -29,8 +29,8 @@ from matplotlib.ticker import FuncFormatter
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .tasks import TaskBatch
-from .training import Evaluation, History
+from ..tasks import TaskBatch
+from ..training import Evaluation, History
 
 __all__ = [
     "ALGORITHM_COLORS",
@@ -517,7 +517,7 @@ def plot_family_comparison(result) -> Figure:
     family's own initialization.
     """
     from .experiments import adapted_fits
-    from .tasks import FunctionFamilyTasks
+    from ..tasks import FunctionFamilyTasks
 
     if not hasattr(result, "shared_on") or not hasattr(result, "specialists"):
         raise TypeError(f"result must come from dissimilar_families, got {type(result)}")
