@@ -20,12 +20,19 @@ import importlib
 _EXPORTS = {
     "algorithms": (
         "ALGORITHMS",
+        "DIRECTIONS",
         "adapt",
+        "adaptation_trajectory",
+        "algorithm_label",
+        "check_algorithm",
         "meta_gradient",
         "meta_gradient_and_loss",
         "mse_loss",
+        "register_algorithm",
         "task_loss",
+        "unregister_algorithm",
     ),
+    "checks": ("Params", "LossFn", "ci95", "flatten", "unflatten"),
     "datasets": (
         "ClassImages",
         "FewShotTasks",
@@ -43,7 +50,15 @@ _EXPORTS = {
         "SinusoidTasks",
         "TaskBatch",
     ),
-    "training": ("Evaluation", "History", "TrainResult", "evaluate", "meta_train", "pretrain"),
+    "training": (
+        "Evaluation",
+        "History",
+        "TrainResult",
+        "evaluate",
+        "linear_decay",
+        "meta_train",
+        "pretrain",
+    ),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -38,7 +38,8 @@ from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile
 from tqdm.auto import tqdm
 
-from .algorithms import ALGORITHMS, LossFn, _check_steps_and_lr, meta_gradient, mse_loss
+from .algorithms import ALGORITHMS, check_algorithm, meta_gradient, mse_loss
+from .checks import LossFn, check_bool, check_int, check_positive
 from .models import parameters_of
 from .tasks import TaskBatch
 
@@ -152,24 +153,12 @@ def peak_memory(fn, *args, **kwargs) -> int:
 # ---------------------------------------------------------------------------
 
 
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-
-
-def _check_bool(name: str, value: bool) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-
-
 def _check_common(model, batch, params, inner_lr) -> dict[str, Tensor]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(batch, TaskBatch):
         raise TypeError(f"batch must be a TaskBatch, got {type(batch).__name__}")
-    _check_steps_and_lr(0, inner_lr, "inner_steps", "inner_lr")
+    check_positive("inner_lr", inner_lr)
     if params is None:
         params = parameters_of(model)
     if not isinstance(params, dict):
@@ -229,7 +218,8 @@ def measure_step_cost(
         The network; its own parameters are used unless ``params`` is given.
     batch : TaskBatch
         The tasks of one meta-iteration (its dtype must match the model's).
-    algorithm : {"maml", "fomaml", "reptile"}
+    algorithm : str
+        A name from :data:`~metalearn_lib.algorithms.ALGORITHMS`.
     inner_steps : int
         Inner gradient steps per task (>= 0).
     inner_lr : float
@@ -254,11 +244,11 @@ def measure_step_cost(
     >>> cost = measure_step_cost(MLP(), batch, algorithm="maml", inner_steps=5)  # doctest: +SKIP
     >>> cost.milliseconds, cost.peak_bytes  # doctest: +SKIP
     """
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-    _check_steps_and_lr(inner_steps, inner_lr, "inner_steps", "inner_lr")
-    _check_positive_int("repeats", repeats)
-    _check_bool("memory", memory)
+    check_algorithm(algorithm)
+    check_int("inner_steps", inner_steps, 0)
+    check_positive("inner_lr", inner_lr)
+    check_int("repeats", repeats, 1)
+    check_bool("memory", memory)
     params = _check_common(model, batch, params, inner_lr)
     return _measure(
         model, params, batch, algorithm, inner_steps, inner_lr, loss_fn, repeats, memory
@@ -269,7 +259,7 @@ def cost_sweep(
     model: nn.Module,
     batch: TaskBatch,
     *,
-    algorithms: Sequence[str] = ("maml", "fomaml", "reptile"),
+    algorithms: Sequence[str] | None = None,
     inner_steps: Sequence[int] = (1, 2, 5, 10),
     inner_lr: float = 0.01,
     repeats: int = 3,
@@ -282,8 +272,9 @@ def cost_sweep(
 
     Parameters
     ----------
-    algorithms : sequence of str
-        Any of ``"maml"``, ``"fomaml"``, ``"reptile"`` (a single name is fine).
+    algorithms : sequence of str, optional
+        Names from :data:`~metalearn_lib.algorithms.ALGORITHMS` (a single
+        name is fine); all registered ones by default.
     inner_steps : sequence of int
         Inner-step counts to measure (each >= 0).
     progress : bool
@@ -297,6 +288,8 @@ def cost_sweep(
         Algorithm-major order: all step counts of the first algorithm, then
         the next one.
     """
+    if algorithms is None:
+        algorithms = tuple(ALGORITHMS)
     if isinstance(algorithms, str):
         algorithms = (algorithms,)
     if not isinstance(algorithms, Sequence) or not algorithms:
@@ -311,10 +304,11 @@ def cost_sweep(
             f"inner_steps must be a non-empty sequence of ints >= 0, got {inner_steps!r}"
         )
     for k in inner_steps:
-        _check_steps_and_lr(k, inner_lr, "inner_steps", "inner_lr")
-    _check_positive_int("repeats", repeats)
-    _check_bool("memory", memory)
-    _check_bool("progress", progress)
+        check_int("inner_steps", k, 0)
+    check_positive("inner_lr", inner_lr)
+    check_int("repeats", repeats, 1)
+    check_bool("memory", memory)
+    check_bool("progress", progress)
     params = _check_common(model, batch, params, inner_lr)
 
     jobs = [(a, k) for a in algorithms for k in inner_steps]

@@ -56,6 +56,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .checks import check_int
 from .tasks import TaskBatch
 
 __all__ = [
@@ -73,14 +74,6 @@ __all__ = [
 DIGIT_ROTATIONS: tuple[int, ...] = (0, 90, 180, 270)
 #: Meta-test digits of :func:`digits_meta_split` (all their rotations are distinct).
 DEFAULT_TEST_DIGITS: tuple[int, ...] = (2, 5, 7)
-
-
-def _check_int(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _check_rotations(rotations: Sequence[int]) -> tuple[int, ...]:
@@ -330,7 +323,7 @@ def load_omniglot(
     """
     if split not in OMNIGLOT_SPLITS:
         raise ValueError(f"split must be one of {tuple(OMNIGLOT_SPLITS)}, got {split!r}")
-    _check_int("image_size", image_size, 1)
+    check_int("image_size", image_size, 1)
     rotations = _check_rotations(rotations)
     root = Path(root)
     folder = root / OMNIGLOT_SPLITS[split]
@@ -418,7 +411,7 @@ class FewShotTasks:
     def __init__(self, classes: ClassImages, ways: int = 5) -> None:
         if not isinstance(classes, ClassImages):
             raise TypeError(f"classes must be a ClassImages, got {type(classes).__name__}")
-        _check_int("ways", ways, 1)
+        check_int("ways", ways, 1)
         if ways > len(classes):
             raise ValueError(
                 f"ways={ways} is more than the {len(classes)} classes available; "
@@ -449,10 +442,10 @@ class FewShotTasks:
             index into ``classes`` (and ``classes.names``) of episode ``b``'s
             class ``label``.
         """
-        _check_int("num_tasks", num_tasks, 1)
-        _check_int("shots", shots, 1)
-        queries = shots if queries is None else _check_int("queries", queries, 1)
-        _check_int("iteration", iteration, 0)
+        check_int("num_tasks", num_tasks, 1)
+        check_int("shots", shots, 1)
+        queries = shots if queries is None else check_int("queries", queries, 1)
+        check_int("iteration", iteration, 0)
         counts = self.classes.counts
         smallest = int(counts.min())
         if shots + queries > smallest:
@@ -564,10 +557,10 @@ class PooledClasses:
         dtype: torch.dtype = torch.float32,
     ) -> TaskBatch:
         """``num_tasks`` groups of ``shots`` + ``queries`` random images (with replacement)."""
-        _check_int("num_tasks", num_tasks, 1)
-        _check_int("shots", shots, 1)
-        queries = shots if queries is None else _check_int("queries", queries, 1)
-        _check_int("iteration", iteration, 0)
+        check_int("num_tasks", num_tasks, 1)
+        check_int("shots", shots, 1)
+        queries = shots if queries is None else check_int("queries", queries, 1)
+        check_int("iteration", iteration, 0)
         pick = torch.randint(len(self._owner), (num_tasks, shots + queries), generator=generator)
         labels = self._owner[pick]
         images = self.classes.images[labels, self._position[pick]].to(dtype)

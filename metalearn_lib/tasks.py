@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .checks import check_int
+
 __all__ = [
     "FAMILIES",
     "DriftingSinusoidTasks",
@@ -57,14 +59,6 @@ def _check_range(name: str, value: Range) -> Range:
     if not (math.isfinite(low) and math.isfinite(high)) or low > high:
         raise ValueError(f"{name} must be a finite pair with low <= high, got {value!r}")
     return (low, high)
-
-
-def _check_count(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _uniform(n: int, value_range: Range, generator: torch.Generator | None) -> Tensor:
@@ -254,10 +248,10 @@ class TaskDistribution:
             ``support_x``/``support_y`` of shape ``[B, K, 1]`` and
             ``query_x``/``query_y`` of shape ``[B, Q, 1]``.
         """
-        _check_count("num_tasks", num_tasks, 1)
-        _check_count("shots", shots, 1)
-        queries = shots if queries is None else _check_count("queries", queries, 1)
-        _check_count("iteration", iteration, 0)
+        check_int("num_tasks", num_tasks, 1)
+        check_int("shots", shots, 1)
+        queries = shots if queries is None else check_int("queries", queries, 1)
+        check_int("iteration", iteration, 0)
         functions = self.sample_functions(num_tasks, generator=generator, iteration=iteration)
         low, high = self.x_range
         x = low + (high - low) * torch.rand(
@@ -353,7 +347,7 @@ class SinusoidTasks(TaskDistribution):
         self, num_tasks: int, *, generator: torch.Generator | None = None, iteration: int = 0
     ) -> FunctionBatch:
         """Draw ``num_tasks`` sinusoids (``iteration`` is ignored: stationary)."""
-        _check_count("num_tasks", num_tasks, 1)
+        check_int("num_tasks", num_tasks, 1)
         return _sines(num_tasks, self.amplitude, self.phase, self.frequency, generator)
 
 
@@ -422,7 +416,7 @@ class FunctionFamilyTasks(TaskDistribution):
         self, num_tasks: int, *, generator: torch.Generator | None = None, iteration: int = 0
     ) -> FunctionBatch:
         """Draw ``num_tasks`` functions from the mixture."""
-        _check_count("num_tasks", num_tasks, 1)
+        check_int("num_tasks", num_tasks, 1)
         choice = torch.multinomial(self.weights, num_tasks, replacement=True, generator=generator)
         family = torch.tensor([_FAMILY_NAMES.index(f) for f in self.families])[choice]
         coeffs = torch.empty(num_tasks, 3, dtype=torch.float64)
@@ -466,7 +460,7 @@ class DriftingSinusoidTasks(TaskDistribution):
         amplitude: Range = (0.1, 5.0),
         x_range: Range = (-5.0, 5.0),
     ) -> None:
-        self.horizon = _check_count("horizon", horizon, 1)
+        self.horizon = check_int("horizon", horizon, 1)
         self.start_phase = _check_range("start_phase", start_phase)
         if not isinstance(shift, int | float) or not math.isfinite(shift):
             raise ValueError(f"shift must be a finite number of radians, got {shift!r}")
@@ -479,7 +473,7 @@ class DriftingSinusoidTasks(TaskDistribution):
 
     def phase_at(self, iteration: int) -> Range:
         """The phase range tasks are drawn from at ``iteration``."""
-        _check_count("iteration", iteration, 0)
+        check_int("iteration", iteration, 0)
         s = self.shift * min(iteration / self.horizon, 1.0)
         return (self.start_phase[0] + s, self.start_phase[1] + s)
 
@@ -487,5 +481,5 @@ class DriftingSinusoidTasks(TaskDistribution):
         self, num_tasks: int, *, generator: torch.Generator | None = None, iteration: int = 0
     ) -> FunctionBatch:
         """Draw ``num_tasks`` sinusoids from the distribution in force at ``iteration``."""
-        _check_count("num_tasks", num_tasks, 1)
+        check_int("num_tasks", num_tasks, 1)
         return _sines(num_tasks, self.amplitude, self.phase_at(iteration), (1.0, 1.0), generator)

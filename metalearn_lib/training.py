@@ -10,33 +10,55 @@
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad, vmap
+from torch.func import vmap
 from tqdm.auto import tqdm
 
 from .algorithms import (
-    ALGORITHMS,
-    LossFn,
-    _check_model_and_params,
-    _check_steps_and_lr,
-    meta_gradient_and_loss,
+    check_algorithm,
+    check_meta_arguments,
+    check_options,
+    directions_unchecked,
     mse_loss,
     task_loss,
+    trajectory_of,
+    with_meta_params,
+)
+from .checks import (
+    LossFn,
+    Params,
+    check_bool,
+    check_callable,
+    check_choice,
+    check_int,
+    check_model_and_params,
+    check_positive,
+    check_tasks,
+    ci95,
 )
 from .models import parameters_of
 from .tasks import TaskBatch
 
-__all__ = ["Evaluation", "History", "TrainResult", "evaluate", "meta_train", "pretrain"]
+__all__ = [
+    "META_OPTIMIZERS",
+    "Evaluation",
+    "History",
+    "TrainResult",
+    "evaluate",
+    "linear_decay",
+    "meta_train",
+    "pretrain",
+]
 
-Params = dict[str, Tensor]
+#: The outer optimizers ``meta_train`` knows by name (it also takes a factory).
 META_OPTIMIZERS = ("adam", "sgd")
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
 class TaskSource(Protocol):
@@ -84,35 +106,43 @@ class TrainResult(NamedTuple):
     history: History
 
 
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-
-
-def _check_tasks(tasks) -> None:
-    if not callable(getattr(tasks, "sample", None)):
-        raise TypeError(
-            "tasks must be a task distribution with a .sample(num_tasks, shots, queries, "
-            f"generator=..., iteration=...) method, got {type(tasks).__name__}"
-        )
-
-
 def _start_params(model: nn.Module, params: Params | None) -> Params:
     if params is None:
         return parameters_of(model)
-    _check_model_and_params(model, params)
+    check_model_and_params(model, params)
     return {n: p.detach().clone().requires_grad_(True) for n, p in params.items()}
 
 
-def _make_optimizer(name: str, params: Params, lr: float) -> torch.optim.Optimizer:
-    if name not in META_OPTIMIZERS:
-        raise ValueError(f"meta_optimizer must be one of {META_OPTIMIZERS}, got {name!r}")
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"meta_lr must be a positive finite number, got {lr!r}")
-    optimizer = torch.optim.Adam if name == "adam" else torch.optim.SGD
-    return optimizer(list(params.values()), lr=lr)
+def _make_optimizer(
+    choice: str | OptimizerFactory, params: Params, lr: float
+) -> torch.optim.Optimizer:
+    """``"adam"``, ``"sgd"``, or ``factory(tensors, lr=lr)`` such as ``torch.optim.RMSprop``."""
+    check_positive("meta_lr", lr)
+    if callable(choice):
+        optimizer = choice(list(params.values()), lr=lr)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                "meta_optimizer must return a torch.optim.Optimizer when called as "
+                f"meta_optimizer(params, lr=meta_lr), got {type(optimizer).__name__}"
+            )
+        return optimizer
+    check_choice("meta_optimizer", choice, META_OPTIMIZERS)
+    optimizer_class = torch.optim.Adam if choice == "adam" else torch.optim.SGD
+    return optimizer_class(list(params.values()), lr=lr)
+
+
+def linear_decay(iterations: int) -> Callable[[int], float]:
+    """Schedule for ``meta_train(schedule=...)``: factor ``1 - iteration / iterations``.
+
+    Reptile's outer step size in Nichol et al. (2018): epsilon falls linearly
+    from ``meta_lr`` to 0 over the run.
+    """
+    check_int("iterations", iterations, 1)
+
+    def factor(iteration: int) -> float:
+        return 1 - iteration / iterations
+
+    return factor
 
 
 def _sample(tasks, n, shots, queries, generator, iteration, dtype) -> TaskBatch:
@@ -127,8 +157,9 @@ def meta_train(
     algorithm: str = "maml",
     inner_steps: int = 1,
     inner_lr: float = 0.01,
-    meta_optimizer: str = "adam",
+    meta_optimizer: str | OptimizerFactory = "adam",
     meta_lr: float = 1e-3,
+    schedule: Callable[[int], float] | None = None,
     meta_batch_size: int = 25,
     shots: int = 10,
     queries: int = 10,
@@ -136,15 +167,17 @@ def meta_train(
     seed: int = 0,
     params: Params | None = None,
     loss_fn: LossFn = mse_loss,
+    options: Mapping[str, object] | None = None,
     progress: bool = True,
     callback: Callable[[int, Params], object] | None = None,
 ) -> TrainResult:
-    """Meta-train ``model``'s initialization with MAML, FOMAML or Reptile.
+    """Meta-train ``model``'s initialization with a registered algorithm.
 
     Each iteration samples ``meta_batch_size`` tasks, computes the
-    algorithm's direction with
-    :func:`~metalearn_lib.algorithms.meta_gradient_and_loss`, and hands it to
-    the meta-optimizer as the gradient of theta.
+    algorithm's direction (its entry in
+    :data:`~metalearn_lib.algorithms.DIRECTIONS`), and hands it to the
+    meta-optimizer as the gradient of theta. Arguments are checked, and the
+    model probed on real data, once per run: on the first batch.
 
     Parameters
     ----------
@@ -153,14 +186,21 @@ def meta_train(
     tasks : task distribution
         E.g. ``SinusoidTasks()``; sampled with ``iteration`` = the current
         iteration, so non-stationary distributions drift.
-    algorithm : {"maml", "fomaml", "reptile"}
+    algorithm : str
+        A name from :data:`~metalearn_lib.algorithms.ALGORITHMS`
+        (``"maml"``, ``"fomaml"``, ``"reptile"``, or one registered at run time).
     inner_steps, inner_lr :
         Inner loop: number of steps (>= 0) and learning rate (> 0).
-    meta_optimizer : {"adam", "sgd"}
-        Outer optimizer; with ``"sgd"`` and Reptile, ``meta_lr`` is Reptile's
-        interpolation step epsilon.
+    meta_optimizer : {"adam", "sgd"} or callable
+        Outer optimizer, or a factory called as ``meta_optimizer(list_of_tensors,
+        lr=meta_lr)`` (e.g. ``torch.optim.RMSprop``). With ``"sgd"`` and
+        Reptile, ``meta_lr`` is Reptile's interpolation step epsilon.
     meta_lr : float
         Outer learning rate.
+    schedule : callable, optional
+        ``schedule(iteration) -> factor``: the outer learning rate of that
+        iteration is ``meta_lr * factor``, e.g. :func:`linear_decay` (Reptile's
+        epsilon annealed to 0). ``None`` keeps ``meta_lr`` constant.
     meta_batch_size : int
         Tasks per iteration.
     shots, queries : int
@@ -170,37 +210,45 @@ def meta_train(
     seed : int
         Seeds the task sampling: the same seed (and start) gives the same run.
     params : dict, optional
-        Starting theta; defaults to the model's own parameters.
+        Starting theta; defaults to the model's own parameters (plus the
+        algorithm's own meta-parameters, if it has any).
     loss_fn : callable
         Per-task loss, MSE by default.
+    options : dict, optional
+        The algorithm's own keyword options (none for the built-ins).
     progress : bool
         Show a progress bar (``tqdm.auto``); ``False`` prints nothing.
     callback : callable, optional
         Called as ``callback(done, params)`` after every meta-update, with
         ``done`` the number of updates so far and ``params`` a detached copy
         of the current theta: a place to evaluate or record mid-run without
-        restarting the optimizer. Returning ``True`` stops training there.
-        Its time counts in ``history.elapsed``.
+        restarting the optimizer (or to stop at a deadline). Returning
+        ``True`` stops training there. Its time counts in ``history.elapsed``.
 
     Returns
     -------
     TrainResult
         ``(params, history)``: the learned theta (detached) and a :class:`History`.
     """
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-    _check_steps_and_lr(inner_steps, inner_lr, "inner_steps", "inner_lr")
+    check_algorithm(algorithm)
+    options = check_options(algorithm, dict(options or {}))
+    check_int("inner_steps", inner_steps, 0)
+    check_positive("inner_lr", inner_lr)
     for name, value in [
         ("meta_batch_size", meta_batch_size),
         ("shots", shots),
         ("queries", queries),
         ("iterations", iterations),
     ]:
-        _check_positive_int(name, value)
-    _check_tasks(tasks)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
-    theta = _start_params(model, params)
+        check_int(name, value, 1)
+    check_tasks(tasks)
+    check_bool("progress", progress)
+    if callback is not None:
+        check_callable("callback", callback)
+    if schedule is not None:
+        check_callable("schedule", schedule, "callable(iteration) -> learning-rate factor")
+    start_params = parameters_of(model) if params is None else params
+    theta = _start_params(model, with_meta_params(algorithm, model, start_params, **options))
     optimizer = _make_optimizer(meta_optimizer, theta, meta_lr)
     dtype = next(iter(theta.values())).dtype
     generator = torch.Generator().manual_seed(seed)
@@ -209,7 +257,7 @@ def meta_train(
             algorithm=algorithm,
             inner_steps=inner_steps,
             inner_lr=inner_lr,
-            meta_optimizer=meta_optimizer,
+            meta_optimizer=meta_optimizer if isinstance(meta_optimizer, str) else "custom",
             meta_lr=meta_lr,
             meta_batch_size=meta_batch_size,
             shots=shots,
@@ -222,15 +270,17 @@ def meta_train(
     bar = tqdm(range(iterations), desc=algorithm.upper(), disable=not progress, leave=False)
     for iteration in bar:
         batch = _sample(tasks, meta_batch_size, shots, queries, generator, iteration, dtype)
-        direction, loss = meta_gradient_and_loss(
-            model,
-            theta,
-            batch,
-            algorithm=algorithm,
-            inner_steps=inner_steps,
-            inner_lr=inner_lr,
-            loss_fn=loss_fn,
+        if iteration == 0:
+            check_meta_arguments(
+                model, theta, batch, algorithm, inner_steps, inner_lr, loss_fn, options
+            )
+        direction, loss = directions_unchecked(
+            model, theta, batch, algorithm, inner_steps, inner_lr, loss_fn, options
         )
+        if schedule is not None:
+            factor = schedule(iteration)
+            for group in optimizer.param_groups:
+                group["lr"] = meta_lr * factor
         optimizer.zero_grad(set_to_none=False)
         for name, p in theta.items():
             p.grad = direction[name]
@@ -278,8 +328,8 @@ def pretrain(
         ``(params, history)``.
     """
     for name, value in [("iterations", iterations), ("batch_size", batch_size), ("shots", shots)]:
-        _check_positive_int(name, value)
-    _check_tasks(tasks)
+        check_int(name, value, 1)
+    check_tasks(tasks)
     theta = _start_params(model, params)
     optimizer = _make_optimizer("adam", theta, lr)
     dtype = next(iter(theta.values())).dtype
@@ -319,13 +369,6 @@ class Evaluation:
     losses: Tensor
     metrics: Tensor | None = None
 
-    @staticmethod
-    def _ci95(values: Tensor) -> Tensor:
-        n = values.shape[-1]
-        if n < 2:
-            return torch.zeros(values.shape[:-1], dtype=values.dtype)
-        return 1.96 * values.std(dim=-1) / math.sqrt(n)
-
     @property
     def mean(self) -> list[float]:
         """Mean query loss for each entry of :attr:`steps`."""
@@ -334,7 +377,7 @@ class Evaluation:
     @property
     def ci95(self) -> list[float]:
         """Half-width of the 95% confidence interval of :attr:`mean` (1.96 standard errors)."""
-        return self._ci95(self.losses).tolist()
+        return ci95(self.losses).tolist()
 
     @property
     def metric_mean(self) -> list[float] | None:
@@ -342,7 +385,7 @@ class Evaluation:
 
     @property
     def metric_ci95(self) -> list[float] | None:
-        return None if self.metrics is None else self._ci95(self.metrics).tolist()
+        return None if self.metrics is None else ci95(self.metrics).tolist()
 
     def at(self, steps: int) -> tuple[float, float]:
         """``(mean, ci95)`` of the loss after ``steps`` adaptation steps."""
@@ -373,11 +416,15 @@ def evaluate(
     loss_fn: LossFn = mse_loss,
     metric_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
     chunk_size: int = 200,
+    algorithm: str | None = None,
+    options: Mapping[str, object] | None = None,
 ) -> Evaluation:
     """Query loss on fresh tasks after adapting ``params`` for each number of ``steps``.
 
     Every task is adapted on its ``shots`` support points by plain gradient
-    descent (learning rate ``inner_lr``) and judged on ``queries`` new points.
+    descent (learning rate ``inner_lr``; one
+    :func:`~metalearn_lib.algorithms.adaptation_trajectory` per task) and
+    judged on ``queries`` new points.
 
     Parameters
     ----------
@@ -395,44 +442,52 @@ def evaluate(
         (e.g. accuracy for classification).
     chunk_size : int
         Tasks processed at once (bounds memory).
+    algorithm : str, optional
+        Adapt the way this registered algorithm does at test time (its
+        ``adapt_trajectory``); ``None`` or a built-in: plain gradient descent.
+    options : dict, optional
+        That algorithm's keyword options.
 
     Returns
     -------
     Evaluation
         Per-task losses with ``.mean`` and ``.ci95`` for each step count.
     """
-    _check_model_and_params(model, params)
-    _check_tasks(tasks)
+    check_model_and_params(model, params)
+    check_tasks(tasks)
     for name, value in [
         ("num_tasks", num_tasks),
         ("shots", shots),
         ("queries", queries),
         ("chunk_size", chunk_size),
     ]:
-        _check_positive_int(name, value)
+        check_int(name, value, 1)
     steps = tuple(steps)
     if not steps or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in steps):
         raise ValueError(f"steps must be a non-empty sequence of ints >= 0, got {steps}")
-    _check_steps_and_lr(max(steps), inner_lr, "steps", "inner_lr")
+    check_positive("inner_lr", inner_lr)
+    options = {} if options is None else check_options(algorithm, dict(options))
+    adapt_and_record = trajectory_of(algorithm)
     theta = {n: p.detach() for n, p in params.items()}
     dtype = next(iter(theta.values())).dtype
     generator = torch.Generator().manual_seed(seed)
-    buffers = dict(model.named_buffers())
+    chosen = torch.tensor(steps)
 
     def trajectory(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
-        phi, losses, metrics = theta, [], []
-        loss_grad = grad(task_loss, argnums=1)
-        for k in range(max(steps) + 1):
-            if k in steps:
-                prediction = functional_call(model, (phi, buffers), (qx,))
-                losses.append(loss_fn(prediction, qy))
-                if metric_fn is not None:
-                    metrics.append(torch.as_tensor(metric_fn(prediction, qy)).to(dtype))
-            if k < max(steps):
-                g = loss_grad(model, phi, sx, sy, loss_fn)
-                phi = {n: p - inner_lr * g[n].detach() for n, p in phi.items()}
-        stacked_metrics = torch.stack(metrics) if metrics else torch.zeros(len(steps))
-        return torch.stack(losses), stacked_metrics
+        path = adapt_and_record(
+            model,
+            theta,
+            sx,
+            sy,
+            qx,
+            qy,
+            steps=max(steps),
+            inner_lr=inner_lr,
+            loss_fn=loss_fn,
+            metric_fn=metric_fn,
+            **options,
+        )
+        return path.query_losses, path.query_metrics
 
     all_losses, all_metrics = [], []
     done = 0
@@ -442,8 +497,9 @@ def evaluate(
         losses, metrics = vmap(trajectory)(
             batch.support_x, batch.support_y, batch.query_x, batch.query_y
         )
-        all_losses.append(losses.detach())
-        all_metrics.append(metrics.detach())
+        all_losses.append(losses.detach()[:, chosen])
+        if metric_fn is not None:
+            all_metrics.append(metrics.detach()[:, chosen])
         done += n
     losses = torch.cat(all_losses).T.contiguous()
     metrics = torch.cat(all_metrics).T.contiguous() if metric_fn is not None else None
