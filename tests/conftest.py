@@ -31,3 +31,79 @@ torch.set_num_threads(1)
 def generator() -> torch.Generator:
     """A freshly seeded generator for each test."""
     return torch.Generator().manual_seed(0)
+
+
+# -- models and batches shared by the library's tests ------------------------------
+
+
+class ScaledTanhNet(torch.nn.Module):
+    """A second architecture: smooth activations and a buffer (input scaling)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("input_scale", torch.tensor(0.2))
+        self.hidden = torch.nn.Linear(1, 16)
+        self.out = torch.nn.Linear(16, 1)
+
+    def forward(self, x):
+        return self.out(torch.tanh(self.hidden(x * self.input_scale)))
+
+
+def make_setup(architecture: str = "mlp", dtype: torch.dtype = torch.float64):
+    """(model, params, batch) for "mlp" or "tanh_with_buffer"; tests import it from here."""
+    from metalearn_lib import MLP, SinusoidTasks, parameters_of
+
+    torch.manual_seed(0)
+    model = MLP(hidden=(20, 20), seed=0) if architecture == "mlp" else ScaledTanhNet()
+    model = model.to(dtype)
+    batch = SinusoidTasks().sample(5, 6, 7, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    return model, parameters_of(model), batch
+
+
+@pytest.fixture(scope="session")
+def split():
+    """The digits' meta-train and meta-test classes (loaded once per session)."""
+    from metalearn_lib import digits_meta_split
+
+    return digits_meta_split()
+
+
+def max_difference(a: dict, b: dict) -> float:
+    """Largest absolute difference between two parameter-shaped dicts with the same keys."""
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+@pytest.fixture
+def signed_fomaml():
+    """A toy algorithm registered for one test (the sign of FOMAML's direction), then removed."""
+    from metalearn_lib.algorithms import (
+        fomaml_direction,
+        register_algorithm,
+        unregister_algorithm,
+    )
+    from metalearn_lib.reference import (
+        loop_fomaml,
+        register_loop_direction,
+        unregister_loop_direction,
+    )
+
+    def signed_direction(model, params, batch, *, inner_steps, inner_lr, loss_fn, scale=1.0):
+        direction, loss = fomaml_direction(
+            model, params, batch, inner_steps=inner_steps, inner_lr=inner_lr, loss_fn=loss_fn
+        )
+        return {n: scale * g.sign() for n, g in direction.items()}, loss
+
+    def loop_signed(model, params, batch, *, inner_steps, inner_lr, loss_fn, scale=1.0):
+        direction = loop_fomaml(
+            model, params, batch, inner_steps=inner_steps, inner_lr=inner_lr, loss_fn=loss_fn
+        )
+        return {n: scale * g.sign() for n, g in direction.items()}
+
+    register_algorithm("signed_fomaml", signed_direction, label="signSGD-FOMAML")
+    register_loop_direction("signed_fomaml", loop_signed)
+    try:
+        yield "signed_fomaml"
+    finally:
+        unregister_loop_direction("signed_fomaml")
+        unregister_algorithm("signed_fomaml")

@@ -3,49 +3,27 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
+from conftest import make_setup as make
+from conftest import max_difference
 
 from metalearn_lib import (
+    ALGORITHMS,
     MLP,
-    SinusoidTasks,
     TaskBatch,
     adapt,
+    adaptation_trajectory,
     meta_gradient,
     meta_gradient_and_loss,
     parameters_of,
     task_loss,
 )
+from metalearn_lib.checks import flatten
+from metalearn_lib.checks import unflatten as unflatten_like
 from metalearn_lib.reference import loop_meta_gradient
 
 
-class ScaledTanhNet(nn.Module):
-    """A second architecture: smooth activations and a buffer (input scaling)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("input_scale", torch.tensor(0.2))
-        self.hidden = nn.Linear(1, 16)
-        self.out = nn.Linear(16, 1)
-
-    def forward(self, x):
-        return self.out(torch.tanh(self.hidden(x * self.input_scale)))
-
-
-def make(architecture: str, dtype=torch.float64):
-    torch.manual_seed(0)
-    model = MLP(hidden=(20, 20), seed=0) if architecture == "mlp" else ScaledTanhNet()
-    model = model.to(dtype)
-    batch = SinusoidTasks().sample(5, 6, 7, generator=torch.Generator().manual_seed(3), dtype=dtype)
-    return model, parameters_of(model), batch
-
-
-def max_difference(a: dict, b: dict) -> float:
-    assert a.keys() == b.keys()
-    return max((a[k] - b[k]).abs().max().item() for k in a)
-
-
 @pytest.mark.parametrize("architecture", ["mlp", "tanh_with_buffer"])
-@pytest.mark.parametrize("algorithm", ["maml", "fomaml", "reptile"])
+@pytest.mark.parametrize("algorithm", tuple(ALGORITHMS))
 @pytest.mark.parametrize("steps", [0, 1, 3])
 def test_batched_equals_per_task_loop(architecture, algorithm, steps):
     model, params, batch = make(architecture)
@@ -92,15 +70,10 @@ def test_one_step_maml_is_the_hessian_formula():
     model, params, batch = make("tanh_with_buffer")
     one = batch[0]
     alpha = 0.1
-    names = list(params)
-    flat = torch.cat([params[n].detach().flatten() for n in names])
+    flat = flatten(params).detach()
 
     def unflatten(vector):
-        out, i = {}, 0
-        for n in names:
-            out[n] = vector[i : i + params[n].numel()].view_as(params[n])
-            i += params[n].numel()
-        return out
+        return unflatten_like(vector, params)
 
     def support_loss(vector):
         return task_loss(model, unflatten(vector), one.support_x[0], one.support_y[0])
@@ -113,7 +86,7 @@ def test_one_step_maml_is_the_hessian_formula():
     query_grad = torch.autograd.functional.jacobian(query_loss, phi)
     expected = (torch.eye(flat.numel(), dtype=flat.dtype) - alpha * hessian) @ query_grad
     g = meta_gradient(model, params, one, algorithm="maml", inner_steps=1, inner_lr=alpha)
-    got = torch.cat([g[n].flatten() for n in names])
+    got = flatten(g)
     assert torch.allclose(got, expected, atol=1e-12)
 
 
@@ -156,7 +129,7 @@ def test_cross_entropy_with_integer_labels():
     x = torch.randn(4, 6, 2, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 3, (4, 6), generator=gen)
     batch = TaskBatch(x, y, x.flip(1), y.flip(1))
-    for algorithm in ("maml", "fomaml", "reptile"):
+    for algorithm in ALGORITHMS:
         kw = dict(algorithm=algorithm, inner_steps=2, inner_lr=0.5, loss_fn=F.cross_entropy)
         assert (
             max_difference(
@@ -251,3 +224,22 @@ def test_bad_adapt_arguments():
         adapt(model, params, x, y, steps=1, lr=0)
     with pytest.raises(ValueError, match="same number of points"):
         adapt(model, params, x, y[:-1], steps=1, lr=0.1)
+
+
+def test_adaptation_trajectory_records_every_step():
+    model, params, batch = make("tanh_with_buffer")
+    sx, sy, qx, qy = batch.support_x[0], batch.support_y[0], batch.query_x[0], batch.query_y[0]
+    path = adaptation_trajectory(model, params, sx, sy, qx, qy, steps=4, inner_lr=0.1)
+    assert path.query_losses.shape == path.support_losses.shape == (5,)
+    assert path.query_metrics.numel() == 0
+    for k in range(5):
+        phi = adapt(model, params, sx, sy, steps=k, lr=0.1, first_order=True)
+        assert path.query_losses[k].item() == pytest.approx(task_loss(model, phi, qx, qy).item())
+        assert path.support_losses[k].item() == pytest.approx(task_loss(model, phi, sx, sy).item())
+    assert max_difference(path.params, {n: p.detach() for n, p in phi.items()}) < 1e-14
+    assert (path.support_losses.diff() < 0).all()  # a small step lowers the support loss
+    assert all(v.grad_fn is None for v in path.params.values())
+    with_metric = adaptation_trajectory(
+        model, params, sx, sy, qx, qy, steps=2, inner_lr=0.1, metric_fn=lambda p, t: p.sum()
+    )
+    assert with_metric.query_metrics.shape == (3,)
