@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine with Python 3.11:
 #   make lab    set up .venv, then JupyterLab on the course
 #   make test   set up .venv, then the whole test suite
+#   make site   the course as a static website in _build/site/ (prints its index.html)
 # The set-up (make venv) is idempotent: it re-installs only when a
 # requirements file or pyproject.toml changed.
 
@@ -15,7 +16,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-site.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed, found " + sys.version' \
 		|| { echo "Set PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +40,12 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# --- the course website (website/build.py; requirements-site.txt) -----------
+.PHONY: site
+
+site: venv  ## every chapter executed (cached in _build/chapter-cache/) -> _build/site/index.html
+	$(BIN)/python website/build.py
 
 # --- benchmarks (results: docs/benchmarks.md; see benchmarks/run_all.py) -----
 .PHONY: bench bench-quick

@@ -1,31 +1,46 @@
 """Notebooks: committed clean, and every course chapter runs top to bottom without complaint.
 
-The execution tests run each ``course/*.ipynb`` with nbclient in a fresh
-``python3`` kernel (the venv's, since jupyter_client starts kernels named
-``python3`` with the running interpreter), with ``course/`` as working
-directory. A chapter passes when no cell raises, nothing at all is written to
-stderr (no warnings, no progress bars: ``tqdm.auto`` renders as a widget in a
-kernel), and its outputs contain at least one PNG figure.
+The execution tests run each ``course/*.ipynb`` through ``website/chapter_runs.py``,
+the executor the course website shares: nbclient, a fresh ``python3`` kernel
+(the venv's), ``course/`` as working directory, widget state stored. Within one
+test run each chapter executes once: the executed notebook goes to a chapter
+cache that the site build (``tests/test_site.py``) then reads instead of
+executing the chapter again. The tests use a cache of their own in the
+session's scratch folder, so every test run really executes the chapters;
+set ``CHAPTER_CACHE_DIR`` to reuse one across runs.
 
-Execution times are printed and written, one ``name seconds`` line per
-notebook, to ``<tmp>/metalearn-notebook-times.txt``; they are never asserted.
+A chapter passes when no cell raises, nothing at all is written to stderr (no
+warnings, no progress bars: ``tqdm.auto`` renders as a widget in a kernel), and
+its outputs contain at least one PNG figure.
+
+Execution times are printed and written, one JSON line per notebook, to
+``<tmp>/metalearn-notebook-times.txt``; they are never asserted.
 """
 
 from __future__ import annotations
 
 import json
-import resource
+import os
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COURSE = sorted((ROOT / "course").glob("*.ipynb"))
+sys.path.insert(0, str(ROOT / "website"))
+
+import chapter_runs  # noqa: E402
+
+COURSE = chapter_runs.course_chapters()
 COMMITTED_DIRS = ("course", "solutions", "exercises")
 TIMES_FILE = Path(tempfile.gettempdir()) / "metalearn-notebook-times.txt"
+# One chapter cache per test session, shared with tests/test_site.py (same expression there).
+os.environ.setdefault(
+    "CHAPTER_CACHE_DIR",
+    str(Path(os.environ.get("JUPYTER_CONFIG_DIR", tempfile.mkdtemp())).parent / "chapter-cache"),
+)
 
 
 def _committed_notebooks() -> list[Path]:
@@ -59,29 +74,17 @@ def test_committed_notebook_has_no_outputs(path):
     )
 
 
-@pytest.fixture(scope="module")
-def font_cache():
-    """Build matplotlib's font cache here, so no kernel logs 'building the font cache' to stderr."""
-    import matplotlib.font_manager
+@pytest.fixture(scope="session")
+def executed_chapters():
+    """Chapter runs by path, each executed at most once per session (see chapter_runs)."""
+    runs: dict[Path, chapter_runs.ChapterRun] = {}
 
-    return matplotlib.font_manager.fontManager
+    def get(path: Path) -> chapter_runs.ChapterRun:
+        if path not in runs:
+            runs[path] = chapter_runs.run_chapter(path)
+        return runs[path]
 
-
-def _children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _stderr_outputs(nb) -> list[str]:
-    found = []
-    for i, cell in enumerate(nb.cells):
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream" and output.get("name") == "stderr":
-                found.append(f"cell {i}: {output.get('text', '')[:500]}")
-            data = output.get("data", {})
-            if "application/vnd.jupyter.stderr" in data:
-                found.append(f"cell {i}: {data['application/vnd.jupyter.stderr'][:500]}")
-    return found
+    return get
 
 
 def _count_pngs(nb) -> int:
@@ -94,43 +97,33 @@ def _count_pngs(nb) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", COURSE, ids=_name)
-def test_course_notebook_runs_cleanly(path, font_cache, monkeypatch):
-    from nbclient import NotebookClient
+def test_course_notebook_runs_cleanly(path, executed_chapters):
+    run = executed_chapters(path)
+    how = "taken from CHAPTER_CACHE_DIR" if run.from_cache else "executed"
+    print(f"\n{run.name} {how}: {run.seconds:.1f} s wall, {run.cpu_seconds:.1f} s CPU (kernel)")
+    if not run.from_cache:
+        with TIMES_FILE.open("a") as times:
+            record = {"notebook": run.name, "seconds": run.seconds, "cpu_seconds": run.cpu_seconds}
+            times.write(json.dumps(record) + "\n")
 
-    # The kernel inherits our environment; with MPLBACKEND=Agg (set for the
-    # tests) it would draw no inline figures.
-    monkeypatch.delenv("MPLBACKEND", raising=False)
+    assert not run.errors, f"{run.name} raised:\n" + "\n".join(run.errors)
+    assert not run.stderr, f"{run.name} wrote to stderr:\n" + "\n".join(run.stderr)
+    assert _count_pngs(run.notebook) >= 1, f"{run.name} produced no figure (image/png output)"
 
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb,
-        timeout=600,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    cpu_before = _children_cpu_seconds()
-    start = time.perf_counter()
-    client.execute()  # raises CellExecutionError, with the traceback, if a cell fails
-    seconds = time.perf_counter() - start
-    # The kernel is a child process, reaped when execute() shuts it down: its CPU
-    # time says how much work the notebook is, even on a busy machine.
-    cpu = _children_cpu_seconds() - cpu_before
-    print(f"\n{_name(path)} executed in {seconds:.1f} s wall, {cpu:.1f} s CPU (kernel)")
-    with TIMES_FILE.open("a") as times:
-        record = {
-            "notebook": _name(path),
-            "seconds": round(seconds, 1),
-            "cpu_seconds": round(cpu, 1),
-        }
-        times.write(json.dumps(record) + "\n")
 
-    errors = [
-        f"cell {i}: {o.get('ename')}: {o.get('evalue')}"
-        for i, cell in enumerate(nb.cells)
-        for o in cell.get("outputs", [])
-        if o.get("output_type") == "error"
-    ]
-    assert not errors, f"{_name(path)} raised: {errors}"
-    stderr = _stderr_outputs(nb)
-    assert not stderr, f"{_name(path)} wrote to stderr:\n" + "\n".join(stderr)
-    assert _count_pngs(nb) >= 1, f"{_name(path)} produced no figure (image/png output)"
+def test_chapter_cache_key_follows_notebook_and_library(tmp_path, monkeypatch):
+    """An edited notebook or library file gives a new key; nothing else does."""
+    library = tmp_path / "lib"
+    (library / "sub").mkdir(parents=True)
+    (library / "sub" / "module.py").write_text("x = 1\n")
+    monkeypatch.setattr(chapter_runs, "LIBRARY", library)
+    notebook = tmp_path / "chapter.ipynb"
+    notebook.write_text(nbformat.writes(nbformat.v4.new_notebook()))
+    first = chapter_runs.cache_key(notebook)
+    assert chapter_runs.cache_key(notebook) == first
+    (library / "sub" / "module.py").write_text("x = 2\n")
+    second = chapter_runs.cache_key(notebook)
+    assert second != first
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    notebook.write_text(nbformat.writes(nb))
+    assert chapter_runs.cache_key(notebook) not in (first, second)
