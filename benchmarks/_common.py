@@ -29,8 +29,20 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "docs" / "benchmarks"
-#: How the three algorithms are named in tables and legends.
-ALGORITHM_LABELS = {"maml": "MAML", "fomaml": "FOMAML", "reptile": "Reptile"}
+
+
+def algorithm_labels() -> dict[str, str]:
+    """How each registered algorithm is named in tables and legends (from the registry)."""
+    from metalearn_lib import ALGORITHMS, algorithm_label
+
+    return {name: algorithm_label(name) for name in ALGORITHMS}
+
+
+def algorithm_color(name: str) -> str:
+    """A fixed matplotlib colour per algorithm: its place in the registry ("C0", "C1", ...)."""
+    from metalearn_lib import ALGORITHMS, check_algorithm
+
+    return f"C{ALGORITHMS.index(check_algorithm(name)) % 10}"
 
 
 def parse_args(

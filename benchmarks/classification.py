@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch.nn.functional as F  # noqa: E402
 from _common import (  # noqa: E402
+    algorithm_color,
+    algorithm_labels,
     machine,
     md_table,
     parse_args,
@@ -37,6 +39,7 @@ from _common import (  # noqa: E402
 )
 
 from metalearn_lib import (  # noqa: E402
+    ALGORITHMS,
     ConvNet,
     FewShotTasks,
     PooledClasses,
@@ -50,13 +53,9 @@ from metalearn_lib import (  # noqa: E402
 NAME = "classification"
 WAYS = 5
 SHOTS = (1, 5)
-ALGORITHMS = ("maml", "fomaml", "reptile")
-LABELS = {
-    "maml": "MAML",
-    "fomaml": "FOMAML",
-    "reptile": "Reptile",
-    "pretrain": "pretrain + fine-tune",
-}
+ALGORITHMS = tuple(ALGORITHMS)  # the registry's algorithms when this script starts
+LABELS = algorithm_labels() | {"pretrain": "pretrain + fine-tune"}
+COLORS = {a: algorithm_color(a) for a in ALGORITHMS} | {"pretrain": "black"}
 # Reptile paper (Nichol et al. 2018, arXiv:1803.02999 v3), Table 2, Omniglot 5-way 1-shot (%).
 PAPER_OMNIGLOT_1SHOT = {"maml": 98.7, "fomaml": 98.3, "reptile": 97.68}
 
@@ -125,7 +124,7 @@ def run_meta(settings: dict, shots: int) -> dict:
             net,
             train_tasks,
             algorithm=algorithm,
-            inner_steps=settings["inner_steps"][algorithm],
+            inner_steps=settings["inner_steps"].get(algorithm, 1),
             inner_lr=settings["inner_lr"],
             meta_lr=settings["meta_lr"],
             meta_batch_size=settings["meta_batch_size"],
@@ -207,6 +206,7 @@ def plots(results: dict, settings: dict, out: Path) -> list[str]:
                 marker="o",
                 capsize=3,
                 label=LABELS[method],
+                color=COLORS[method],
             )
         ax.axhline(100 / WAYS, color="gray", ls=":", lw=1, label="chance")
         ax.set(

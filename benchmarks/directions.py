@@ -16,7 +16,6 @@ Directions are computed in float64.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from _common import (  # noqa: E402
-    ALGORITHM_LABELS,
+    algorithm_color,
+    algorithm_labels,
     machine,
     md_table,
     parse_args,
@@ -36,16 +36,14 @@ from _common import (  # noqa: E402
     write_md,
 )
 
-from metalearn_lib import MLP, SinusoidTasks, meta_gradient, meta_train  # noqa: E402
+from metalearn_lib import ALGORITHMS, MLP, SinusoidTasks, meta_gradient, meta_train  # noqa: E402
+from metalearn_lib.checks import ci95, flatten  # noqa: E402
 
 NAME = "directions"
-FIRST_ORDER = ("fomaml", "reptile")
-LABELS = ALGORITHM_LABELS
+# The directions compared with MAML's: every other registered algorithm.
+FIRST_ORDER = tuple(a for a in ALGORITHMS if a != "maml")
+LABELS = algorithm_labels()
 INNER_LR = 0.01
-
-
-def flat(direction: dict[str, torch.Tensor]) -> torch.Tensor:
-    return torch.cat([g.reshape(-1) for g in direction.values()])
 
 
 def cosines(model, theta, steps, batches, seed) -> dict:
@@ -58,7 +56,7 @@ def cosines(model, theta, steps, batches, seed) -> dict:
         batch = tasks.sample(25, 10, 10, generator=generator, dtype=torch.float64)
         for k in steps:
             d = {
-                a: flat(
+                a: flatten(
                     meta_gradient(
                         model, theta, batch, algorithm=a, inner_steps=k, inner_lr=INNER_LR
                     )
@@ -74,7 +72,7 @@ def cosines(model, theta, steps, batches, seed) -> dict:
         out[a] = {}
         for k in steps:
             v = torch.tensor(values[a][k], dtype=torch.float64)
-            ci = 1.96 * v.std().item() / math.sqrt(len(v)) if len(v) > 1 else 0.0
+            ci = ci95(v).item()
             out[a][str(k)] = {
                 "cosine_mean": v.mean().item(),
                 "cosine_ci95": ci,
@@ -99,6 +97,7 @@ def plot(out: Path, data: dict) -> str:
                 marker="o",
                 capsize=3,
                 label=LABELS[a],
+                color=algorithm_color(a),
             )
         ax.axhline(1, color="grey", linestyle=":")
         ax.axhline(0, color="grey", linewidth=0.8)

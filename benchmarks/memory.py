@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from _common import (  # noqa: E402
-    ALGORITHM_LABELS,
+    algorithm_color,
+    algorithm_labels,
     machine,
     md_table,
     parse_args,
@@ -36,7 +37,7 @@ from metalearn_lib.cost import cost_sweep, peak_memory  # noqa: E402
 from metalearn_lib.reference import loop_meta_gradient  # noqa: E402
 
 NAME = "memory"
-LABELS = ALGORITHM_LABELS
+LABELS = algorithm_labels()
 
 
 def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
@@ -65,6 +66,7 @@ def plot(out: Path, data: dict) -> str:
             steps,
             [data["results"][a][str(k)]["peak_mb"] for k in steps],
             "o-",
+            color=algorithm_color(a),
             label=f"{LABELS[a]}, batched",
         )
     ax.plot(

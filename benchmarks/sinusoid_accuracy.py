@@ -39,12 +39,12 @@ from _common import (  # noqa: E402
 
 from metalearn_lib import (  # noqa: E402
     MLP,
-    History,
     SinusoidTasks,
     adapt,
+    algorithm_label,
     evaluate,
-    meta_gradient_and_loss,
-    parameters_of,
+    linear_decay,
+    meta_train,
     pretrain,
 )
 
@@ -102,10 +102,10 @@ REPTILE_WHY = (
     "below compares the two runs."
 )
 LABELS = {
-    "maml": "MAML",
-    "fomaml": "FOMAML",
-    "reptile": "Reptile (Adam 1e-3)",
-    "reptile_sgd": "Reptile (SGD, eps 1 -> 0)",
+    "maml": algorithm_label("maml"),
+    "fomaml": algorithm_label("fomaml"),
+    "reptile": f"{algorithm_label('reptile')} (Adam 1e-3)",
+    "reptile_sgd": f"{algorithm_label('reptile')} (SGD, eps 1 -> 0)",
     "pretrain": "pretrained",
 }
 DIVERGED = 100.0  # a query MSE above this (or not finite) counts as a diverged task
@@ -145,47 +145,26 @@ def jobs(quick: bool) -> list[dict]:
 
 
 def train(model, tasks, settings: dict, seed: int, deadline: float | None, anneal: bool):
-    """The outer loop of :func:`metalearn_lib.meta_train`, with two additions.
+    """Meta-train through :func:`metalearn_lib.meta_train`, with a schedule and a deadline.
 
-    With the same settings and seed it samples the same tasks and takes the same
-    steps as ``meta_train``. In addition: ``anneal=True`` lets the (SGD) step size
-    fall linearly from ``meta_lr`` to 0 over the planned iterations (Reptile's
-    schedule), and ``deadline`` (a ``time.time()`` value) stops training early
-    when a time budget runs out; the caller reports how far it got.
+    ``anneal=True`` lets the (SGD) step size fall linearly from ``meta_lr`` to 0
+    over the planned iterations (Reptile's schedule, :func:`~metalearn_lib.linear_decay`),
+    and ``deadline`` (a ``time.time()`` value) stops training early when a time
+    budget runs out; the caller reports how far it got.
     """
-    theta = parameters_of(model)
-    optimizer_class = torch.optim.Adam if settings["meta_optimizer"] == "adam" else torch.optim.SGD
-    optimizer = optimizer_class(list(theta.values()), lr=settings["meta_lr"])
-    generator = torch.Generator().manual_seed(seed)
-    total = settings["iterations"]
-    losses = []
-    for iteration in range(total):
-        if deadline is not None and iteration > 0 and time.time() > deadline:
-            break
-        if anneal:
-            for group in optimizer.param_groups:
-                group["lr"] = settings["meta_lr"] * (1 - iteration / total)
-        batch = tasks.sample(
-            settings["meta_batch_size"],
-            settings["shots"],
-            settings["queries"],
-            generator=generator,
-            iteration=iteration,
-        )
-        direction, loss = meta_gradient_and_loss(
-            model,
-            theta,
-            batch,
-            algorithm=settings["algorithm"],
-            inner_steps=settings["inner_steps"],
-            inner_lr=settings["inner_lr"],
-        )
-        optimizer.zero_grad(set_to_none=False)
-        for name, p in theta.items():
-            p.grad = direction[name]
-        optimizer.step()
-        losses.append(loss.item())
-    return {n: p.detach().clone() for n, p in theta.items()}, History(loss=losses)
+
+    def out_of_time(done: int, _params) -> bool:
+        return deadline is not None and time.time() > deadline
+
+    return meta_train(
+        model,
+        tasks,
+        seed=seed,
+        schedule=linear_decay(settings["iterations"]) if anneal else None,
+        callback=None if deadline is None else out_of_time,
+        progress=False,
+        **settings,
+    )
 
 
 def summarize(ev) -> dict:

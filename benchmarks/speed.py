@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from _common import (  # noqa: E402
-    ALGORITHM_LABELS,
+    algorithm_color,
+    algorithm_labels,
     machine,
     md_table,
     median,
@@ -38,7 +39,7 @@ from metalearn_lib import ALGORITHMS, MLP, SinusoidTasks, meta_gradient, paramet
 from metalearn_lib.reference import loop_meta_gradient  # noqa: E402
 
 NAME = "speed"
-LABELS = ALGORITHM_LABELS
+LABELS = algorithm_labels()
 IMPLEMENTATIONS = {"batched": meta_gradient, "loop": loop_meta_gradient}
 
 
@@ -92,6 +93,7 @@ def plot(out: Path, table: dict, steps: tuple[int, ...]) -> str:
             steps,
             [table[a][str(k)]["batched_ms"] for k in steps],
             "o-",
+            color=algorithm_color(a),
             label=f"{LABELS[a]}, batched",
         )
         left.plot(
@@ -101,7 +103,13 @@ def plot(out: Path, table: dict, steps: tuple[int, ...]) -> str:
             color=line[0].get_color(),
             label=f"{LABELS[a]}, per-task loop",
         )
-        right.plot(steps, [table[a][str(k)]["speedup"] for k in steps], "o-", label=LABELS[a])
+        right.plot(
+            steps,
+            [table[a][str(k)]["speedup"] for k in steps],
+            "o-",
+            color=algorithm_color(a),
+            label=LABELS[a],
+        )
     left.set_yscale("log")
     left.set_xlabel("inner steps")
     left.set_ylabel("ms per meta-iteration (median)")
