@@ -1,15 +1,29 @@
-"""metalearn_lib: MAML, FOMAML and Reptile in a few readable files.
+"""metalearn_lib: MAML and its variants in a few readable files.
 
-The layers, from the bottom up (each imports only those below it):
+Three parts, told apart by the folder listing:
 
-* :mod:`~metalearn_lib.tasks` - task distributions (sinusoids and friends);
-* :mod:`~metalearn_lib.models` - plain ``nn.Module``s;
-* :mod:`~metalearn_lib.algorithms` - ``adapt`` and ``meta_gradient``;
-* :mod:`~metalearn_lib.training` - ``meta_train``, ``pretrain``, ``evaluate``.
+* the **core** (the modules at the top of the package; no matplotlib, no
+  widgets; runs headless in graders and benchmarks), from the bottom up,
+  each importing only those below it:
 
-The most used names are re-exported here. They are imported on first use
-(PEP 562), so ``import metalearn_lib.quiz`` does not pay for importing torch:
-a graded quiz notebook then runs in about a second.
+  - :mod:`~metalearn_lib.checks` - shared types (``Params``, ``LossFn``) and argument checks;
+  - :mod:`~metalearn_lib.tasks` - task distributions (sinusoids and friends);
+  - :mod:`~metalearn_lib.datasets` - few-shot image episodes;
+  - :mod:`~metalearn_lib.models` - plain ``nn.Module``s;
+  - :mod:`~metalearn_lib.algorithms` - ``adapt``, the registry ``DIRECTIONS``
+    of algorithms, ``meta_gradient``;
+  - :mod:`~metalearn_lib.training` - ``meta_train``, ``pretrain``, ``evaluate``;
+  - :mod:`~metalearn_lib.reference` - the same maths as per-task loops;
+  - :mod:`~metalearn_lib.cost` - time and memory of a meta-step;
+
+* :mod:`metalearn_lib.teaching` - the chapters' experiments, figures, widgets
+  and self-checks (built on the core);
+* :mod:`metalearn_lib.grading` - the question engine and the graders (its
+  question engine imports no torch).
+
+The most used names of the core are re-exported here. They are imported on
+first use (PEP 562), so ``import metalearn_lib.grading.quiz`` does not pay
+for importing torch: a graded quiz notebook then runs in about a second.
 """
 
 from __future__ import annotations

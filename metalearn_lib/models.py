@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .checks import check_choice, check_int
+
 __all__ = ["CONV_NORMS", "MLP", "ConvNet", "parameters_of"]
 
 
@@ -146,10 +148,8 @@ class ConvNet(nn.Module):
             ("hidden", hidden),
             ("blocks", blocks),
         ]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if norm not in CONV_NORMS:
-            raise ValueError(f"norm must be one of {CONV_NORMS}, got {norm!r}")
+            check_int(name, value, 1)
+        check_choice("norm", norm, CONV_NORMS)
         self.in_channels, self.out_features = in_channels, out_features
         self.image_size, self.hidden, self.blocks, self.norm = image_size, hidden, blocks, norm
         layers: list[nn.Module] = []

@@ -38,8 +38,10 @@ def test_convnet_shapes_seed_and_errors():
         net(torch.zeros(4, 64))
     with pytest.raises(ValueError, match="norm must be one of"):
         ConvNet(norm="instance")
-    with pytest.raises(ValueError, match="hidden must be a positive int"):
+    with pytest.raises(ValueError, match="hidden must be >= 1"):
         ConvNet(hidden=0)
+    with pytest.raises(TypeError, match="image_size must be an int"):
+        ConvNet(image_size=8.0)
 
 
 @pytest.mark.parametrize("norm", [None, "group", "batch"])
