@@ -51,6 +51,30 @@ COURSE_HUB_INSTRUCTORS   comma-separated users who grade: they get the formgrade
                          of nbgrader_config.py and solutions/, their nbgrader course root)
 COURSE_EXCHANGE          the nbgrader exchange folder, shared by everyone
                          (default: $COURSE_HUB_STATE/exchange)
+COURSE_HUB_MODE          ``workshop`` (default: everything above) or ``isolated``
+
+The isolated mode: one operating-system account per person
+------------------------------------------------------------
+``COURSE_HUB_MODE=isolated`` is for a real class on one server. Create the class
+first, as root, from a roster (``classroom/class_setup.py create ROSTER``, or
+``make class ROSTER=...``), then start the hub as root::
+
+    COURSE_HUB_MODE=isolated COURSE_CLASS_ROOT=/srv/maml-class \\
+        .venv/bin/jupyterhub -f jupyterhub_config.py
+
+* **Login**: PAM (``PAMAuthenticator``) against the class's own accounts;
+  only members of the class's students' and instructors' groups may log in,
+  and the instructors' group are the hub's admins.
+* **Servers**: ``LocalProcessSpawner``: the hub runs as root and starts each
+  server as its user, in their private home (0700).
+* **Files**: the class root (``class.json`` written by class_setup.py) gives the
+  exchange, the instructors-only course root and the environment; every home
+  was prepared by class_setup.py, so the hub writes nothing into homes.
+
+It reads COURSE_CLASS_ROOT (default /srv/maml-class) and the port variables
+above; COURSE_HUB_STATE defaults to ``$COURSE_CLASS_ROOT/hub`` (root only).
+The password, roster, instructor and exchange variables do not apply: the
+roster given to class_setup.py is the class.
 """
 
 from __future__ import annotations
@@ -63,13 +87,42 @@ from pathlib import Path
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
 
 REPO = Path(__file__).resolve().parent
-VENV = Path(os.environ.get("COURSE_VENV") or REPO / ".venv").resolve()
-STATE = Path(os.environ.get("COURSE_HUB_STATE") or REPO / ".hub-state").resolve()
-HOMES = STATE / "homes"
+MODES = ("workshop", "isolated")
+MODE = os.environ.get("COURSE_HUB_MODE", "").strip() or "workshop"
+if MODE not in MODES:
+    raise ValueError(f"COURSE_HUB_MODE must be one of {', '.join(MODES)}, got {MODE!r}")
 GRADING = "maml-course-grading"  # an instructor's nbgrader course root, in their home
-EXCHANGE = Path(os.environ.get("COURSE_EXCHANGE") or STATE / "exchange").resolve()
 COURSE_ID = "maml-course"  # CourseDirectory.course_id in the course's nbgrader_config.py
 LOOPBACK = "127.0.0.1"
+
+
+def _class_info() -> dict:
+    """The class that classroom/class_setup.py created (isolated mode only)."""
+    root = Path(os.environ.get("COURSE_CLASS_ROOT") or "/srv/maml-class").resolve()
+    try:
+        return json.loads((root / "class.json").read_text())
+    except OSError as err:
+        raise ValueError(
+            f"COURSE_CLASS_ROOT={root} holds no class.json ({err.strerror}): create the class "
+            "first, as root: classroom/class_setup.py create ROSTER --root " + str(root)
+        ) from err
+
+
+if MODE == "isolated":
+    if os.geteuid() != 0:
+        raise ValueError(
+            "COURSE_HUB_MODE=isolated starts each server as its own user: run the hub as root"
+        )
+    CLASS = _class_info()
+    VENV = Path(CLASS["venv"])
+    STATE = Path(os.environ.get("COURSE_HUB_STATE") or CLASS["hub"]).resolve()
+    EXCHANGE = Path(CLASS["exchange"])
+else:
+    CLASS = {}
+    VENV = Path(os.environ.get("COURSE_VENV") or REPO / ".venv").resolve()
+    STATE = Path(os.environ.get("COURSE_HUB_STATE") or REPO / ".hub-state").resolve()
+    EXCHANGE = Path(os.environ.get("COURSE_EXCHANGE") or STATE / "exchange").resolve()
+HOMES = STATE / "homes"
 
 
 def _port(name: str, default: int) -> int:
@@ -86,7 +139,7 @@ def _names(name: str) -> set[str]:
 
 
 password = os.environ.get("COURSE_HUB_PASSWORD", "")
-if len(password) < 8:
+if MODE == "workshop" and len(password) < 8:
     raise ValueError(
         "COURSE_HUB_PASSWORD must be set to the shared student password "
         f"(at least 8 characters), got {len(password)} characters"
@@ -98,8 +151,11 @@ if not singleuser.exists():
         "environment first (make venv), or point COURSE_VENV at it"
     )
 STATE.mkdir(parents=True, exist_ok=True)
-HOMES.mkdir(exist_ok=True)
-if not EXCHANGE.exists():
+if MODE == "isolated":
+    STATE.chmod(0o700)  # the hub's database and cookie secret: root only
+else:
+    HOMES.mkdir(exist_ok=True)
+if MODE == "workshop" and not EXCHANGE.exists():
     # Every student writes submissions here: world-writable, like /tmp.
     EXCHANGE.mkdir(parents=True)
     EXCHANGE.chmod(0o1777)
@@ -125,35 +181,49 @@ c.JupyterHub.cookie_secret_file = str(STATE / "jupyterhub_cookie_secret")
 c.JupyterHub.cleanup_servers = True
 c.JupyterHub.cleanup_proxy = True
 
-# --- Login -------------------------------------------------------------------------
-c.JupyterHub.authenticator_class = "shared-password"
-c.SharedPasswordAuthenticator.user_password = password
-roster = _names("COURSE_HUB_USERS")
-admins = _names("COURSE_HUB_ADMINS")
-instructors = _names("COURSE_HUB_INSTRUCTORS")
-if roster:
-    # Instructors and admins can log in without being listed among the students.
-    c.Authenticator.allowed_users = roster | instructors | admins
-else:
-    c.Authenticator.allow_all = True
-if admins:
-    c.Authenticator.admin_users = admins
-    c.SharedPasswordAuthenticator.admin_password = os.environ.get("COURSE_HUB_ADMIN_PASSWORD", "")
-
-# --- Each student's JupyterLab -----------------------------------------------------
-c.JupyterHub.spawner_class = "simple"  # SimpleLocalProcessSpawner: see the docstring
-c.SimpleLocalProcessSpawner.home_dir_template = str(HOMES / "{username}")
+# --- Each user's JupyterLab, in both modes ---------------------------------------
 c.Spawner.cmd = [str(singleuser)]
 c.Spawner.notebook_dir = "~"
 c.Spawner.default_url = "/lab/tree/course"
 # nbgrader calls alembic and jupyter from PATH: the course environment comes first.
 c.Spawner.environment = {"PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
-if os.geteuid() == 0:
-    # Containers and CI often run as root; Jupyter refuses that unless told.
-    c.Spawner.args = ["--allow-root"]
 # Starting JupyterLab and importing torch takes a while on a busy laptop.
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
+
+if MODE == "isolated":
+    # --- A class: PAM logins, each server as its own operating-system account ------
+    # The accounts, groups, homes and permissions come from classroom/class_setup.py.
+    c.JupyterHub.authenticator_class = "pam"
+    c.PAMAuthenticator.allowed_groups = set(CLASS["groups"].values())
+    c.PAMAuthenticator.admin_groups = {CLASS["groups"]["instructors"]}
+    c.JupyterHub.spawner_class = "localprocess"
+    # An absolute PATH for the root-run hub to find nothing of the users' own.
+    c.Spawner.environment = {"PATH": f"{VENV / 'bin'}{os.pathsep}/usr/local/bin:/usr/bin:/bin"}
+
+# --- Login and servers (workshop mode) --------------------------------------------
+roster = _names("COURSE_HUB_USERS")
+admins = _names("COURSE_HUB_ADMINS")
+instructors = _names("COURSE_HUB_INSTRUCTORS")
+if MODE == "workshop":
+    c.JupyterHub.authenticator_class = "shared-password"
+    c.SharedPasswordAuthenticator.user_password = password
+    if roster:
+        # Instructors and admins can log in without being listed among the students.
+        c.Authenticator.allowed_users = roster | instructors | admins
+    else:
+        c.Authenticator.allow_all = True
+    if admins:
+        c.Authenticator.admin_users = admins
+        c.SharedPasswordAuthenticator.admin_password = os.environ.get(
+            "COURSE_HUB_ADMIN_PASSWORD", ""
+        )
+    # SimpleLocalProcessSpawner: every server under the hub's own account (see the docstring).
+    c.JupyterHub.spawner_class = "simple"
+    c.SimpleLocalProcessSpawner.home_dir_template = str(HOMES / "{username}")
+    if os.geteuid() == 0:
+        # Containers and CI often run as root; Jupyter refuses that unless told.
+        c.Spawner.args = ["--allow-root"]
 
 
 # nbgrader's extensions that only graders use (docs: "Using nbgrader with JupyterHub").
@@ -242,4 +312,5 @@ def prepare_home(spawner) -> None:
     _copy_missing(REPO / "course", home / "course")
 
 
-c.Spawner.pre_spawn_hook = prepare_home
+if MODE == "workshop":
+    c.Spawner.pre_spawn_hook = prepare_home
