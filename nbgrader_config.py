@@ -22,25 +22,22 @@ Besides the directory names this file hardens grading:
   a traceback quotes from a test cell (:class:`HideTestTracebacks`).
 """
 
-import copy
-
-from jupyter_core.utils import run_sync
-from nbclient.exceptions import DeadKernelError
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
     ClearHiddenTests,
     ClearMarkScheme,
-    Execute,
     GetGrades,
     IgnorePattern,
     LimitOutput,
     NbGraderPreprocessor,
     SaveAutoGrades,
 )
+
+from metalearn_lib.grading.execute import SandboxedExecute
+from metalearn_lib.grading.verdicts import DecideVerdicts, HideGraderKeys
 
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
 
@@ -59,99 +56,21 @@ c.CourseDirectory.ignore = [
 
 
 # --- Execution during validate and autograde -------------------------------
-class RecoveringExecute(Execute):
-    """nbgrader's Execute, plus recovery from a kernel the notebook killed.
-
-    When a cell kills the kernel (``os._exit``, ``exit()``, a crash), nbclient
-    raises ``DeadKernelError`` and nbgrader would drop the whole notebook. Here
-    the cell gets an error output instead, the kernel is restarted, the code
-    cells above it are run again silently (their recorded outputs and grades
-    are kept; cells that timed out or killed the kernel are skipped), and
-    execution goes on. After ``max_restarts`` restarts the remaining cells are
-    marked as not run (no credit).
-    """
-
-    max_restarts = 3
-
-    def preprocess(self, nb, resources=None, km=None):
-        self._skip_on_replay = set()
-        self._restarts = 0
-        self._last_code_cell = None
-        return super().preprocess(nb, resources, km)
-
-    @staticmethod
-    def _error(ename: str, message: str) -> NotebookNode:
-        return NotebookNode(
-            output_type="error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"]
-        )
-
-    def _alive(self) -> bool:
-        return bool(run_sync(self.km.is_alive)())
-
-    def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type != "code":
-            return cell, resources
-        if self._restarts <= self.max_restarts and not self._alive():
-            # The kernel shut down quietly after the cell above (e.g. `exit()`).
-            if self._last_code_cell is not None:
-                self._skip_on_replay.add(self._last_code_cell)
-            self._restart_and_replay(index)
-        if self._restarts > self.max_restarts:
-            cell.outputs = [self._error("NotRun", "not run: the kernel died too often above")]
-            return cell, resources
-        self._last_code_cell = index
-        try:
-            cell, resources = super().preprocess_cell(cell, resources, index)
-        except DeadKernelError:
-            self._skip_on_replay.add(index)
-            cell.outputs.append(
-                self._error("KernelDied", "the kernel died while running this cell")
-            )
-            self._restart_and_replay(index + 1)
-            return cell, resources
-        if any(
-            out.get("output_type") == "error" and out.get("ename") == "CellTimeoutError"
-            for out in cell.get("outputs", [])
-        ):
-            self._skip_on_replay.add(index)
-        return cell, resources
-
-    def _restart(self) -> bool:
-        """Restart the kernel; False (and no more restarts) once the limit is reached."""
-        self._restarts += 1
-        if self._restarts > self.max_restarts:
-            return False
-        run_sync(self.km.restart_kernel)(now=True)
-        run_sync(self.kc.wait_for_ready)(timeout=self.startup_timeout)
-        return True
-
-    def _restart_and_replay(self, stop: int) -> None:
-        """Restart the kernel and silently rerun the code cells before index ``stop``."""
-        self.log.warning("The kernel died: restarting it and replaying the cells above")
-        if not self._restart():
-            return
-        for j, earlier in enumerate(self.nb.cells[:stop]):
-            if earlier.cell_type != "code" or j in self._skip_on_replay:
-                continue
-            scratch = copy.deepcopy(earlier)  # the recorded outputs stay as they were
-            try:
-                self.execute_cell(scratch, j, store_history=False)
-                dead = not self._alive()
-            except DeadKernelError:
-                dead = True
-            if dead:
-                self._skip_on_replay.add(j)
-                if not self._restart():
-                    return
-
-
+# Autograde: the grader's keys are taken out of the test cells, each kernel
+# runs in the bubblewrap sandbox (and is restarted if the notebook kills it),
+# and every verdict is decided afterwards in this process from the records
+# the test cells gathered (metalearn_lib/grading/: verdicts.py, sandbox.py).
+# For a trusted single-user setting only: METALEARN_SANDBOX=off, or
+# c.SandboxedExecute.sandbox = False (each notebook's log then warns).
 # Slowest honest cells: about 3 s (the setup cell's `import torch`, the first
 # torch.func call in first_order) measured on a 2-core machine at load 4; the
 # limit leaves a wide margin for slow machines.
 c.Execute.timeout = 20
 c.Execute.interrupt_on_timeout = True
 c.Autograde.autograde_preprocessors = [
-    RecoveringExecute,  # instead of nbgrader's Execute
+    HideGraderKeys,  # the hashed quiz keys never reach the kernel
+    SandboxedExecute,  # instead of nbgrader's Execute
+    DecideVerdicts,  # records -> verdicts, in this process
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,

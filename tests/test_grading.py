@@ -33,7 +33,7 @@ from grading_helpers import (
     submit,
 )
 
-from metalearn_lib.quiz import score
+from metalearn_lib.grading.quiz import score
 
 pytestmark = pytest.mark.slow
 

@@ -1,13 +1,25 @@
-"""Tests of metalearn_lib.quiz: answer checks, the partial-credit rule, hashed keys."""
+"""Tests of metalearn_lib.grading.quiz: answer checks, the partial-credit rule, hashed keys,
+and the graded quiz's introduction against what its keys make each strategy earn."""
 
+import ast
 import itertools
+import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import metalearn_lib
-from metalearn_lib.quiz import LETTERS, Question, check_answer, hash_key, hashed_score, score
+from metalearn_lib.grading.quiz import (
+    LETTERS,
+    Question,
+    check_answer,
+    hash_key,
+    hashed_score,
+    score,
+)
 
 # ---------------------------------------------------------------------------
 # check_answer
@@ -217,10 +229,11 @@ def test_question_refuses_bad_construction(kwargs, error):
 
 
 def test_the_quiz_module_does_not_import_torch():
-    """A graded quiz notebook imports metalearn_lib.quiz only: no torch, so it grades in ~1 s."""
+    """A graded quiz notebook imports metalearn_lib.grading only: no torch, so it grades in ~1 s."""
     code = (
-        "import sys, metalearn_lib.quiz\n"
-        "assert 'torch' not in sys.modules, 'metalearn_lib.quiz imported torch'\n"
+        "import sys, metalearn_lib.grading, metalearn_lib.grading.quiz\n"
+        "import metalearn_lib.grading.records\n"
+        "assert 'torch' not in sys.modules, 'metalearn_lib.grading imported torch'\n"
         "import metalearn_lib\n"
         "names = metalearn_lib.__all__\n"
         "assert all(getattr(metalearn_lib, n) is not None for n in names)\n"
@@ -233,3 +246,60 @@ def test_the_quiz_module_does_not_import_torch():
     assert completed.returncode == 0, completed.stderr
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         metalearn_lib.nonsense  # noqa: B018
+
+
+# ---------------------------------------------------------------------------
+# The graded quiz: its keys and what its introduction claims
+# ---------------------------------------------------------------------------
+
+QUIZ = Path(__file__).resolve().parents[1] / "solutions" / "variants_quiz" / "variants_quiz.ipynb"
+
+
+def _quiz():
+    """({question: key}, {question: letters}, introduction text) from the instructor's notebook."""
+    nb = json.loads(QUIZ.read_text())
+    keys, letters = {}, {}
+    for cell in nb["cells"]:
+        gid = cell["metadata"].get("nbgrader", {}).get("grade_id", "")
+        source = "".join(cell["source"])
+        if m := re.fullmatch(r"answer_(\d+)", gid):
+            body = [ln for ln in source.splitlines() if ln.startswith("answer_")][0]
+            keys[int(m[1])] = frozenset(ast.literal_eval(body.split("=", 1)[1].strip()))
+        elif m := re.fullmatch(r"test_answer_(\d+)", gid):
+            letters[int(m[1])] = re.search(r'check_answer\(answer_\d+, "([A-H]+)"\)', source)[1]
+    return keys, letters, "".join(nb["cells"][0]["source"])
+
+
+def _expected_random(key, letters) -> float:
+    """Expected score of a uniformly random non-empty answer (exact, over all answers)."""
+    answers = [
+        set(c) for r in range(1, len(letters) + 1) for c in itertools.combinations(letters, r)
+    ]
+    return sum(score(a, key, letters) for a in answers) / len(answers)
+
+
+def test_quiz_varies_the_number_of_true_statements():
+    keys, letters, _ = _quiz()
+    assert len(keys) == 9
+    counts = {q: len(keys[q]) for q in keys}
+    assert all(1 <= counts[q] <= len(letters[q]) - 1 for q in keys)
+    five = [counts[q] for q in keys if len(letters[q]) == 5]
+    assert set(five) == {1, 2, 3, 4}, "five-statement questions use every count from 1 to 4"
+    assert len(set(counts.values())) >= 4
+
+
+def test_quiz_introduction_states_what_each_strategy_earns():
+    keys, letters, intro = _quiz()
+    everything = sum(score(set(letters[q]), keys[q], letters[q]) for q in keys)
+    random = sum(_expected_random(keys[q], letters[q]) for q in keys)
+    assert everything == pytest.approx(1.0)
+    assert "ticking every statement of every question earns 1 of the 9 points" in intro
+    assert round(random, 1) == 1.6
+    assert "earns about 1.6 of the\n9 points on average" in intro
+    # Ticking nothing is a format error: no record, no points.
+    for q in keys:
+        with pytest.raises(ValueError, match="empty"):
+            check_answer(set(), letters[q])
+    assert "an empty answer is a format\nerror and earns 0" in intro
+    # A fully right answer earns every point.
+    assert sum(score(keys[q], keys[q], letters[q]) for q in keys) == 9
