@@ -687,3 +687,7 @@ def meta_gradient(
 # Old private names, kept until the teaching layer has moved to the public ones.
 _adapt = inner_loop
 _check_model_and_params = check_model_and_params
+
+# The variants (iMAML, ANIL, Meta-SGD, MAML++) register themselves on import,
+# so the registry always holds them; they live in their own module.
+from . import variants as _variants  # noqa: E402, F401

@@ -40,11 +40,14 @@ def test_peak_memory_sees_torch_allocations_and_frees():
 
 def test_maml_memory_grows_linearly_first_order_stays_flat(setup):
     model, batch = setup
-    costs = cost_sweep(model, batch, inner_steps=(1, 5, 10), repeats=1, progress=False)
+    algorithms = ("maml", "fomaml", "reptile", "imaml")
+    costs = cost_sweep(
+        model, batch, algorithms=algorithms, inner_steps=(1, 5, 10), repeats=1, progress=False
+    )
     peak = {(c.algorithm, c.inner_steps): c.peak_bytes for c in costs}
     assert all(isinstance(c, StepCost) for c in costs)
     assert [(c.algorithm, c.inner_steps) for c in costs] == [
-        (a, k) for a in ("maml", "fomaml", "reptile") for k in (1, 5, 10)
+        (a, k) for a in algorithms for k in (1, 5, 10)
     ]
     # MAML keeps every inner step's graph: 10 steps need several times 1 step ...
     assert peak["maml", 10] > 4 * peak["maml", 1]
@@ -56,6 +59,8 @@ def test_maml_memory_grows_linearly_first_order_stays_flat(setup):
     for algorithm in ("fomaml", "reptile"):
         assert 0 < peak[algorithm, 10] < 2 * peak[algorithm, 1]
         assert peak[algorithm, 10] < peak["maml", 10] / 3
+    # So does iMAML (an implicit gradient; its conjugate gradient costs a fixed amount).
+    assert 0 < peak["imaml", 10] < 1.5 * peak["imaml", 1] and peak["imaml", 10] < peak["maml", 10]
     for c in costs:
         assert c.milliseconds > 0 and math.isfinite(c.milliseconds)
 

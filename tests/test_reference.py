@@ -18,7 +18,7 @@ def test_unknown_or_twinless_algorithm_is_a_value_error():
     model, params, batch = make_setup("mlp")
     kw = dict(inner_steps=1, inner_lr=0.05)
     with pytest.raises(ValueError, match=r"algorithm must be one of \('maml', 'fomaml'"):
-        loop_meta_gradient(model, params, batch, algorithm="anil", **kw)
+        loop_meta_gradient(model, params, batch, algorithm="protomaml", **kw)
     register_algorithm("twinless", DIRECTIONS["fomaml"])
     try:
         with pytest.raises(ValueError, match="has no loop twin"):

@@ -26,10 +26,13 @@ from metalearn_lib.reference import loop_meta_gradient
 
 
 def test_built_ins_in_order_with_labels():
-    assert ALGORITHMS == ("maml", "fomaml", "reptile")
+    # The built-ins, then the variants of metalearn_lib.variants (registered on import).
+    names = ("maml", "fomaml", "reptile", "imaml", "anil", "metasgd", "mamlpp")
+    assert ALGORITHMS == names
     assert tuple(DIRECTIONS) == tuple(ALGORITHMS) and list(ALGORITHMS) == list(DIRECTIONS)
-    assert [algorithm_label(a) for a in ALGORITHMS] == ["MAML", "FOMAML", "Reptile"]
-    assert repr(ALGORITHMS) == "('maml', 'fomaml', 'reptile')"
+    labels = ["MAML", "FOMAML", "Reptile", "iMAML", "ANIL", "Meta-SGD", "MAML++"]
+    assert [algorithm_label(a) for a in ALGORITHMS] == labels
+    assert repr(ALGORITHMS) == repr(names)
     assert ALGORITHMS.index("reptile") == 2 and "maml" in ALGORITHMS and 3 not in ALGORITHMS
     with pytest.raises(TypeError):
         DIRECTIONS["x"] = DIRECTIONS["maml"]  # read-only view: register_algorithm adds
@@ -38,7 +41,7 @@ def test_built_ins_in_order_with_labels():
 def test_unknown_name_is_a_value_error_everywhere():
     model, params, batch = make_setup("mlp")
     kw = dict(algorithm="mamll", inner_steps=1, inner_lr=0.01)
-    message = r"algorithm must be one of \('maml', 'fomaml', 'reptile'\), got 'mamll'"
+    message = r"algorithm must be one of \('maml', 'fomaml', 'reptile', .*\), got 'mamll'"
     calls = [
         lambda: check_algorithm("mamll"),
         lambda: algorithm_label("mamll"),
