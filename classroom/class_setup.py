@@ -28,10 +28,13 @@ optionally ``first_name,last_name,email``; ``role`` is ``student`` or
   reads.
 
 The shared environment (``.venv``) and ``metalearn_lib`` stay readable by all
-and lose any write bit for others. The rest of the repository (``solutions/``,
-``.git`` with its history, ...) is closed to other accounts: the repository
-folder becomes 0711 (enter, not list) and every other top-level entry loses
-its bits for others. ``remove`` puts those modes back.
+and lose any write bit for others. Every account must be able to run the
+environment's interpreter: a venv built from a Python under a closed folder
+(pyenv under ``/root``, say) is refused, unless ``--open-parents`` lets other
+accounts enter (x, not list) those folders; ``remove`` closes them again.
+The rest of the repository (``solutions/``, ``.git`` with its history, ...)
+is closed to other accounts: the repository folder becomes 0711 (enter, not
+list) and every other top-level entry loses its bits for others. ``remove`` puts those modes back.
 
 Everything is checked before anything changes: a run that is not root, a bad
 roster line or an account that exists outside the class stops with a message
@@ -168,42 +171,10 @@ def check_accounts(people: list[Person], groups: tuple[str, str]) -> None:
         )
 
 
-def reachable(path: Path) -> bool:
-    """True when any account can reach ``path`` (x on every parent) and run or enter it."""
+def closed_parents(path: Path) -> list[Path]:
+    """Folders on the way to ``path`` (resolved) that other accounts cannot enter."""
     real = path.resolve()
-    return all(p.stat().st_mode & stat.S_IXOTH for p in [*real.parents, real])
-
-
-def _minor(python: Path) -> str:
-    out = subprocess.run(
-        [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return out.stdout.strip()
-
-
-def shared_python(venv: Path, python: Path | None) -> Path | None:
-    """The interpreter for a class environment, or None when ``venv`` itself is reachable.
-
-    A venv's ``bin/python`` links to the Python it was built from; when that
-    lies in a closed folder (pyenv under /root, say), other accounts cannot
-    start it. Then the class gets its own small environment built from a Python
-    every account can run, of the same minor version, that loads the course
-    environment's packages (see :func:`build_class_env`).
-    """
-    if reachable(venv / "bin" / "python"):
-        return None
-    candidates = [python] if python else [Path("/usr/bin/python3"), Path("/usr/local/bin/python3")]
-    wanted = _minor(venv / "bin" / "python")
-    for candidate in candidates:
-        if candidate.exists() and reachable(candidate) and _minor(candidate) == wanted:
-            return candidate
-    raise SetupError(
-        f"{venv}/bin/python leads to {(venv / 'bin' / 'python').resolve()}, which other "
-        f"accounts cannot run, and no Python {wanted} that they can run was found "
-        f"(tried {', '.join(map(str, candidates))}); pass --python, or rebuild the "
-        "environment from a system Python (make venv PYTHON=/usr/bin/python3)"
-    )
+    return [p for p in [*reversed(real.parents), real] if not p.stat().st_mode & stat.S_IXOTH]
 
 
 def check_paths(venv: Path, repo: Path, home_base: Path) -> None:
@@ -357,43 +328,6 @@ def lay_out_class(root: Path, repo: Path, people, groups) -> dict[str, Path]:
     return paths
 
 
-def build_class_env(venv: Path, target: Path, python: Path) -> Path:
-    """A root-owned environment from ``python`` holding the packages of ``venv``.
-
-    Its ``site-packages`` is a copy of the course environment's, made of hard
-    links when both lie on one file system (1-2 s, no extra disk), so that
-    everything a kernel imports lies under its own ``sys.prefix``: the
-    grading sandbox (metalearn_lib.grading.sandbox) mounts exactly that.
-    Scripts are copied with their first line pointing at the new interpreter;
-    ``share/`` and ``etc/`` (Jupyter's extensions and settings) are links to
-    the course environment's. Run ``create`` again after changing the course
-    environment: this copy is rebuilt.
-    """
-    if not (target / "bin" / "python").exists():
-        _run(str(python), "-m", "venv", "--without-pip", str(target))
-    minor = _minor(python)
-    site = target / "lib" / f"python{minor}" / "site-packages"
-    course_site = venv / "lib" / f"python{minor}" / "site-packages"
-    shutil.rmtree(site)
-    if os.stat(course_site).st_dev == os.stat(target).st_dev:
-        _run("cp", "-al", str(course_site), str(site))
-    else:
-        shutil.copytree(course_site, site, symlinks=True)
-    for name in ("share", "etc"):
-        if not (target / name).exists():
-            (target / name).symlink_to(venv / name)
-    shebang = f"#!{venv}/bin/python"
-    for script in sorted((venv / "bin").iterdir()):
-        dest = target / "bin" / script.name
-        if dest.exists() or script.is_symlink() or not script.is_file():
-            continue
-        head, _, body = script.read_bytes().partition(b"\n")
-        if head.decode(errors="replace").startswith(shebang):
-            dest.write_bytes(f"#!{target}/bin/python".encode() + b"\n" + body)
-            dest.chmod(0o755)
-    return target
-
-
 def lock_repository(repo: Path, venv: Path) -> dict[str, int]:
     """Close the repository to other accounts except the environment and the library.
 
@@ -435,12 +369,21 @@ def create(args) -> None:
     people = read_roster(args.roster)
     check_accounts(people, groups)
     check_paths(venv, repo, home_base)
+    interpreter = venv / "bin" / "python"
+    closed = closed_parents(interpreter)
+    if closed and not args.open_parents:
+        raise SetupError(
+            f"{interpreter} is {interpreter.resolve()}, which other accounts cannot run: "
+            f"{', '.join(map(str, closed))} cannot be entered by them. Build the course "
+            "environment from a Python that every account can run (make venv "
+            "PYTHON=/usr/bin/python3.11), or pass --open-parents to add the x bit for "
+            "others (enter, not list) to those folders; `remove` takes it away again"
+        )
     if root == Path("/tmp") or Path("/tmp") in root.parents:
         raise SetupError(
             f"--root {root} lies under /tmp, which the grading sandbox replaces by its own "
             "empty /tmp: choose another folder (the default is /srv/maml-class)"
         )
-    python = shared_python(venv, args.python)
     info_path = root / "class.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     if info and tuple(info["groups"].values()) != groups:
@@ -448,11 +391,13 @@ def create(args) -> None:
 
     passwords = add_accounts(people, groups, home_base)
     paths = lay_out_class(root, repo, people, groups)
-    env = build_class_env(venv, root / "env", python) if python else venv
     write_passwords(args.passwords or root / "passwords.txt", passwords)
     for person in people:
         prepare_home(person, paths["course"], paths["grading"], paths["exchange"])
-    repo_modes = info.get("repo_modes") or lock_repository(repo, venv)
+    opened = {str(p): stat.S_IMODE(p.stat().st_mode) for p in closed}
+    for path in closed:
+        os.chmod(path, stat.S_IMODE(path.stat().st_mode) | stat.S_IXOTH)
+    repo_modes = info.get("repo_modes") or {**lock_repository(repo, venv), **opened}
     if info.get("repo_modes"):
         lock_repository(repo, venv)  # again, for entries added since; keep the first record
     accounts = sorted(set(info.get("accounts", [])) | set(passwords))
@@ -460,8 +405,7 @@ def create(args) -> None:
         "course_id": COURSE_ID,
         "groups": {"students": groups[0], "instructors": groups[1]},
         "repo": str(repo),
-        "venv": str(env),
-        "course_venv": str(venv),
+        "venv": str(venv),
         **{name: str(path) for name, path in paths.items()},
         "instructors": sorted(
             {p.username for p in people if p.role == "instructor"}
@@ -522,10 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--repo", type=Path, default=REPO, help="the course repository")
     make.add_argument("--venv", type=Path, default=REPO / ".venv", help="the course environment")
     make.add_argument(
-        "--python",
-        type=Path,
-        help="a Python every account can run, for the class environment when the course "
-        "environment's own interpreter is closed to them (default: /usr/bin/python3)",
+        "--open-parents",
+        action="store_true",
+        help="let other accounts enter (x, not r) the folders that close the environment's "
+        "interpreter to them, e.g. /root when Python comes from pyenv under /root",
     )
     args = parser.parse_args(argv)
     try:
