@@ -7,7 +7,6 @@ import torch
 
 from metalearn_lib import (
     ClassImages,
-    ConvNet,
     FewShotTasks,
     PooledClasses,
     TaskBatch,
@@ -15,7 +14,6 @@ from metalearn_lib import (
     digits_meta_split,
     load_digits,
     load_omniglot,
-    parameters_of,
 )
 
 # -- the digits ----------------------------------------------------------------
@@ -202,50 +200,3 @@ def test_omniglot_loader_errors(tmp_path):
 def test_accuracy():
     logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0], [0.0, 1.0]])
     assert accuracy(logits, torch.tensor([0, 1, 1, 1])).item() == 0.75
-
-
-# -- the chapter 5 widget -------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_few_shot_explorer_logic_without_a_browser(split):
-    from metalearn_lib.teaching.widgets import FewShotExplorer
-
-    net = ConvNet(out_features=5, hidden=8, norm="batch", seed=0)
-    starts = {"A": parameters_of(net), "B": parameters_of(ConvNet(hidden=8, norm="batch", seed=1))}
-    explorer = FewShotExplorer(net, starts, FewShotTasks(split[1]), inner_lr={"A": 0.4, "B": 0.1})
-    assert explorer.renders == 1 and explorer.image.value[:4] == b"\x89PNG"
-    assert len(explorer.class_names) == 5 and set(explorer.class_names) <= set(split[1].names)
-    assert explorer.predictions_after.shape == (15,)
-    queries = explorer.batch.query_x.clone()
-    explorer.steps_slider.value = 0  # no adaptation: the same predictions before and after
-    assert torch.equal(explorer.predictions_before, explorer.predictions_after)
-    explorer.shots_slider.value = 3  # more shots, same query images
-    assert explorer.batch.support_x.shape == (1, 15, 1, 8, 8)
-    assert torch.equal(explorer.batch.query_x, queries)
-    explorer.steps_slider.value = 5
-    truth = explorer.batch.query_y[0]
-    assert explorer.accuracy_after == (explorer.predictions_after == truth).float().mean().item()
-    assert "after 5 steps" in explorer.summary.value
-    explorer.start_dropdown.value = "B"
-    assert explorer.summary.value.startswith("<b>B</b>")
-    names = explorer.class_names
-    explorer.new_episode()
-    assert explorer.episode_picker.value == 1 and explorer.class_names != names
-    assert explorer.renders == 6
-    with pytest.raises(TypeError, match="tasks must be a FewShotTasks"):
-        FewShotExplorer(net, starts, split[1])
-    with pytest.raises(ValueError, match="inner_lr"):
-        FewShotExplorer(net, starts, FewShotTasks(split[1]), inner_lr={"A": 0.4})
-
-
-def test_chapter5_exercises_are_registered(capsys):
-    from metalearn_lib.teaching.exercises import chapter5_exercise_accuracies, check, solved
-
-    check("5.1", (2, 20, 1, 8, 8))
-    check("5.2", "a")
-    acc = chapter5_exercise_accuracies()
-    check("5.3", (acc.mean().item(), 1.96 * acc.std().item() / len(acc) ** 0.5))
-    assert solved("5.1") and not solved("5.2") and solved("5.3")
-    check("5.3", (acc.mean().item(), 1.96 * acc.std().item()))
-    assert "sqrt(500)" in capsys.readouterr().out

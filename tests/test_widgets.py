@@ -1,4 +1,4 @@
-"""The chapter widgets and helpers, without a browser: set a control, read the figure."""
+"""The chapter explorers, without a browser: set a control, read the figure."""
 
 import math
 
@@ -8,16 +8,20 @@ import torch
 
 from metalearn_lib import (
     MLP,
+    ConvNet,
+    FewShotTasks,
     SinusoidTasks,
     adapt,
-    meta_gradient,
     parameters_of,
-    task_loss,
 )
-from metalearn_lib.teaching import exercises as lessons
-from metalearn_lib.teaching import figures as plots
-from metalearn_lib.cost import StepCost
-from metalearn_lib.teaching.widgets import CostLab, InnerStepsExplorer, TaskSampler
+from metalearn_lib.teaching.experiments import Settings, diversity_sweep
+from metalearn_lib.teaching.widgets import (
+    CostLab,
+    FewShotExplorer,
+    InnerStepsExplorer,
+    TaskDiversityExplorer,
+    TaskSampler,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -104,7 +108,6 @@ def test_explorer_steps_slider_updates_fit_curve_and_readout(explorer):
 
 
 def test_explorer_matches_library_adapt(explorer):
-    from metalearn_lib import adapt
 
     explorer.steps_slider.value = 3
     explorer.lr_slider.value = 0.02
@@ -182,7 +185,7 @@ def test_cost_lab_measures_and_plots_each_algorithm():
         (a, k) for a in ("maml", "fomaml", "reptile") for k in (1, 3)
     ]
     time_ax, memory_ax = lab.figure.axes
-    assert [line.get_label() for line in time_ax.get_lines()] == ["maml", "fomaml", "reptile"]
+    assert [line.get_label() for line in time_ax.get_lines()] == ["MAML", "FOMAML", "Reptile"]
     assert list(time_ax.get_lines()[0].get_xdata()) == [1, 3]
     assert len(memory_ax.get_lines()) == 3
     assert all(c.peak_bytes > 0 for c in lab.costs)
@@ -196,152 +199,86 @@ def test_cost_lab_rejects_bad_input():
         CostLab(MLP(), batch, inner_steps=())
 
 
-# --- plots --------------------------------------------------------------------
+# --- TaskDiversityExplorer (chapter 4) -----------------------------------------
+
+#: Tiny recipe: every run takes well under a second.
+TINY = Settings(iterations=4, meta_batch_size=2, eval_tasks=10, eval_steps=(0, 1), eval_queries=10)
 
 
-def test_plot_step_cost_skips_unmeasured_memory():
-    costs = [StepCost("maml", k, float(k), -1) for k in (1, 2)]
-    time_ax, memory_ax = plots.plot_step_cost(costs)
-    assert list(time_ax.get_lines()[0].get_ydata()) == [1.0, 2.0]
-    assert memory_ax.get_lines() == []
-    with pytest.raises(ValueError, match="costs"):
-        plots.plot_step_cost([])
-
-
-def test_plots_label_axes_and_check_input():
-    batch = SinusoidTasks().sample(3, 5, generator=torch.Generator().manual_seed(0))
-    ax = plots.plot_tasks(batch, max_tasks=2)
-    assert len(ax.get_lines()) == 2 and ax.get_xlabel() and ax.get_ylabel()
-    model = MLP(seed=0)
-    ax = plots.plot_fits(model, {"init": parameters_of(model)}, batch, task=1)
-    assert [line.get_label() for line in ax.get_lines()] == ["true function", "init"]
-    with pytest.raises(ValueError, match="task"):
-        plots.plot_fits(model, {"init": parameters_of(model)}, batch, task=3)
-    with pytest.raises(TypeError, match="ax"):
-        plots.plot_tasks(batch, ax="left")
-
-
-# --- lessons: explicit formulas and self-checks ------------------------------
-
-
-def test_three_ways_agree_on_one_step_maml_gradient():
-    model = MLP(hidden=(6, 6), seed=0)
-    theta = {n: p.double() for n, p in parameters_of(model).items()}
-    batch = (
-        SinusoidTasks().sample(2, 5, generator=torch.Generator().manual_seed(1)).to(torch.float64)
-    )
-    library = meta_gradient(model, theta, batch, algorithm="maml", inner_steps=1, inner_lr=0.05)
-    formula, h = lessons.one_step_maml_by_hessian(model, theta, batch, inner_lr=0.05)
-    fd = lessons.finite_difference_meta_gradient(model, theta, batch, inner_steps=1, inner_lr=0.05)
-    first_order = meta_gradient(
-        model, theta, batch, algorithm="fomaml", inner_steps=1, inner_lr=0.05
-    )
-    assert h.shape == (61, 61) and torch.allclose(h, h.T)
-    v_lib, v_formula, v_fd = (lessons.flatten(g) for g in (library, formula, fd))
-    assert torch.allclose(v_lib, v_formula, atol=1e-10)
-    assert torch.allclose(v_lib, v_fd, atol=1e-6)
-    # The check has teeth: the first-order direction is measurably different.
-    assert (lessons.flatten(first_order) - v_lib).abs().max() > 1e-4
-
-
-def test_cosine_similarity_and_flatten_round_trip():
-    a = {"w": torch.tensor([[1.0, 0.0]]), "b": torch.tensor([0.0])}
-    b = {"w": torch.tensor([[0.0, 2.0]]), "b": torch.tensor([0.0])}
-    assert lessons.cosine_similarity(a, a) == pytest.approx(1.0)
-    assert lessons.cosine_similarity(a, b) == pytest.approx(0.0)
-    back = lessons.unflatten(lessons.flatten(a), a)
-    assert all(torch.equal(back[k], a[k]) for k in a)
-    with pytest.raises(ValueError, match="keys"):
-        lessons.cosine_similarity(a, {"w": a["w"]})
-    with pytest.raises(ValueError, match="zero"):
-        lessons.cosine_similarity(a, {k: torch.zeros_like(v) for k, v in a.items()})
-
-
-def test_train_cached_trains_once(monkeypatch):
-    calls = []
-    real = lessons.meta_train
-
-    def counting(*args, **kwargs):
-        calls.append(kwargs["algorithm"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(lessons, "meta_train", counting)
-    settings = dict(iterations=3, meta_batch_size=2, seed=123, progress=False)
-    p1, h1 = lessons.train_cached("fomaml", **settings)
-    p2, h2 = lessons.train_cached("fomaml", **settings)
-    assert calls == ["fomaml"]
-    assert h1.loss == h2.loss and all(torch.equal(p1[k], p2[k]) for k in p1)
-    p1["net.0.weight"].add_(1.0)  # the cache hands out copies
-    p3, _ = lessons.train_cached("fomaml", **settings)
-    assert torch.equal(p3["net.0.weight"], p2["net.0.weight"])
-
-
-def _reset(name):
-    lessons.EXERCISES[name].hints_shown = 0
-    lessons.EXERCISES[name].solved = False
-
-
-def test_check_gives_hints_before_solution(capsys):
-    _reset("2.2")
-    lessons.check("2.2", None)
-    assert not lessons.solved("2.2")
-    out = capsys.readouterr().out
-    assert "Not answered yet" in out and "Hint 1/2" in out and "-3.12" not in out
-    lessons.check("2.2", -5.2)
-    assert not lessons.solved("2.2")
-    out = capsys.readouterr().out
-    assert "FOMAML" in out and "Hint 2/2" in out
-    lessons.hint("2.2")
-    assert "No more hints" in capsys.readouterr().out
-    lessons.check("2.2", -3.12)
-    assert lessons.solved("2.2")
-    assert "Correct" in capsys.readouterr().out
-    lessons.solution("2.2")
-    assert "-3.12" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="unknown exercise"):
-        lessons.check("9.9", 1)
-
-
-def test_every_exercise_accepts_its_solution_and_rejects_a_wrong_answer(capsys):
-    model, theta, batch = lessons.exercise_setup()
-    loss = task_loss(model, theta, batch.support_x[0], batch.support_y[0])
-    grads = torch.autograd.grad(loss, list(theta.values()))
-    phi = {n: theta[n] - 0.1 * g for n, g in zip(theta, grads)}
-    phis = [
-        adapt(model, theta, batch.support_x[i], batch.support_y[i], steps=5, lr=0.02)
-        for i in range(3)
+def _stars(explorer):
+    return [
+        line for ax in explorer.figure.axes for line in ax.get_lines() if line.get_marker() == "*"
     ]
-    reptile = {n: theta[n] - sum(p[n] for p in phis) / 3 for n in theta}
-    gen = torch.Generator().manual_seed(0)
-    fns = SinusoidTasks().sample_functions(100_000, generator=gen)
-    average = fns(torch.zeros(1, 1, dtype=torch.float64)).mean()
-    right = {
-        "1.1": (4, 20, 1),
-        "1.2": average,
-        "1.3": "a",
-        "2.1": phi,
-        "2.2": -3.12,
-        "2.3": 5,
-        "3.1": reptile,
-        "3.2": lambda a, b: lessons.cosine_similarity(a, b),
-        "3.3": "b",
-    }
-    wrong = {
-        "1.1": (4, 5, 1),
-        "1.2": 1.62,
-        "1.3": "c",
-        "2.1": {n: theta[n] + 0.1 * g for n, g in zip(theta, grads)},
-        "2.2": -6.0,
-        "2.3": 1,
-        "3.1": {n: -v for n, v in reptile.items()},
-        "3.2": lambda a, b: 0.5,
-        "3.3": "a",
-    }
-    assert set(right) == set(wrong) and set(right) <= set(lessons.EXERCISES)
-    for name in right:  # chapters 1-3 (other chapters may register more)
-        _reset(name)
-        lessons.check(name, wrong[name])
-        assert not lessons.solved(name), name
-        lessons.check(name, right[name])
-        assert lessons.solved(name), name
-    assert capsys.readouterr().err == ""
+
+
+def test_diversity_explorer_trains_and_marks_the_run():
+    sweep = diversity_sweep((0.0, 2.0), settings=TINY, progress=False)
+    explorer = TaskDiversityExplorer(sweep)
+    assert explorer.run is None and _stars(explorer) == []
+    first_image, renders = explorer.image.value, explorer.renders
+    explorer.diversity_slider.value = 0.75
+    run = explorer.train()
+    assert run is explorer.run and run.diversity == 0.75 and run.is_sinusoid
+    assert explorer.progress.value == explorer.progress.max == 2 * TINY.iterations
+    assert explorer.renders == renders + 1 and explorer.image.value != first_image
+    stars = _stars(explorer)
+    assert stars and float(stars[0].get_xdata()[0]) == 0.75
+    assert float(stars[0].get_ydata()[0]) == pytest.approx(run.loss("maml")[0])
+    assert explorer.fits.after.shape[0] == 3
+    assert "diversity 0.75" in explorer.summary.value
+    assert not explorer.train_button.disabled
+
+
+def test_diversity_explorer_family_mixture_disables_the_slider():
+    explorer = TaskDiversityExplorer(settings=TINY)
+    explorer.families_picker.value = ("sine", "line")
+    assert explorer.diversity_slider.disabled
+    run = explorer.train()
+    assert run.families == ("sine", "line") and not run.is_sinusoid
+    assert set(explorer.fits.families) <= {"sine", "line"}
+    dashed = [
+        line for ax in explorer.figure.axes for line in ax.get_lines() if line.get_ls() == "--"
+    ]
+    assert dashed  # a mixture has no place on the diversity axis: a dashed line
+    explorer.families_picker.value = ("sine",)
+    assert not explorer.diversity_slider.disabled
+
+
+def test_diversity_explorer_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="sweep"):
+        TaskDiversityExplorer(sweep="not a sweep")
+    with pytest.raises(ValueError, match="diversity"):
+        TaskDiversityExplorer(settings=TINY, diversity=5.0)
+
+
+# --- FewShotExplorer (chapter 5) ----------------------------------------------
+
+
+@pytest.mark.slow
+def test_few_shot_explorer_logic_without_a_browser(split):
+    net = ConvNet(out_features=5, hidden=8, norm="batch", seed=0)
+    starts = {"A": parameters_of(net), "B": parameters_of(ConvNet(hidden=8, norm="batch", seed=1))}
+    explorer = FewShotExplorer(net, starts, FewShotTasks(split[1]), inner_lr={"A": 0.4, "B": 0.1})
+    assert explorer.renders == 1 and explorer.image.value[:4] == b"\x89PNG"
+    assert len(explorer.class_names) == 5 and set(explorer.class_names) <= set(split[1].names)
+    assert explorer.predictions_after.shape == (15,)
+    queries = explorer.batch.query_x.clone()
+    explorer.steps_slider.value = 0  # no adaptation: the same predictions before and after
+    assert torch.equal(explorer.predictions_before, explorer.predictions_after)
+    explorer.shots_slider.value = 3  # more shots, same query images
+    assert explorer.batch.support_x.shape == (1, 15, 1, 8, 8)
+    assert torch.equal(explorer.batch.query_x, queries)
+    explorer.steps_slider.value = 5
+    truth = explorer.batch.query_y[0]
+    assert explorer.accuracy_after == (explorer.predictions_after == truth).float().mean().item()
+    assert "after 5 steps" in explorer.summary.value
+    explorer.start_dropdown.value = "B"
+    assert explorer.summary.value.startswith("<b>B</b>")
+    names = explorer.class_names
+    explorer.new_episode()
+    assert explorer.episode_picker.value == 1 and explorer.class_names != names
+    assert explorer.renders == 6
+    with pytest.raises(TypeError, match="tasks must be a FewShotTasks"):
+        FewShotExplorer(net, starts, split[1])
+    with pytest.raises(ValueError, match="inner_lr"):
+        FewShotExplorer(net, starts, FewShotTasks(split[1]), inner_lr={"A": 0.4})

@@ -1,328 +1,39 @@
-r"""Helpers behind the course chapters: cached training, explicit formulas, self-checks.
+"""The "check yourself" exercises of chapters 1, 2, 3 and 5, and the functions that check them.
 
-* :func:`train_cached` - meta-train (or pretrain) once per kernel: a chapter
-  that asks for the same run twice gets the stored result, nothing is written
-  to disk.
-* :func:`one_step_maml_by_hessian` and :func:`finite_difference_meta_gradient`
-  - two independent ways to compute MAML's meta-gradient, to check the
-  library's :func:`~metalearn_lib.algorithms.meta_gradient` against.
-* :func:`cosine_similarity` - how closely two update directions agree.
-* :func:`check`, :func:`hint`, :func:`solution` - "check yourself" exercises
-  with immediate feedback: a wrong answer earns the next hint; the solution
-  only comes when asked for.
+``check("2.1", answer)`` says whether an answer is right and, if not, what is
+wrong and the next hint; ``hint("2.1")`` gives a hint without checking;
+``solution("2.1")`` shows a solution. They are the methods of :data:`COURSE`,
+a :class:`~metalearn_lib.teaching.selfcheck.SelfCheck` over :data:`EXERCISES`
+that remembers the hints shown and the exercises solved in this kernel
+(:func:`reset_progress` forgets them).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad, jacrev, vmap
 
-from ..algorithms import _adapt, _check_model_and_params, adapt, meta_gradient, mse_loss
+from ..algorithms import adapt, meta_gradient
+from ..checks import Params, ci95
 from ..models import MLP, parameters_of
 from ..tasks import SinusoidTasks, TaskBatch
-from ..training import History, TrainResult, meta_train, pretrain
+from .gradients import cosine_similarity
+from .selfcheck import Exercise, SelfCheck
 
 __all__ = [
+    "COURSE",
+    "EXERCISES",
     "chapter5_exercise_accuracies",
     "check",
-    "cosine_similarity",
-    "direction_similarity",
     "exercise_setup",
-    "finite_difference_meta_gradient",
-    "flatten",
     "hint",
-    "maml_objective",
-    "one_step_maml_by_hessian",
+    "reset_progress",
     "solution",
     "solved",
-    "train_cached",
-    "unflatten",
 ]
-
-Params = dict[str, Tensor]
-
-
-# ---------------------------------------------------------------------------
-# Training once per kernel.
-# ---------------------------------------------------------------------------
-
-_TRAINED: dict[tuple, TrainResult] = {}
-
-
-def train_cached(
-    algorithm: str,
-    *,
-    inner_steps: int = 1,
-    inner_lr: float = 0.01,
-    iterations: int = 1000,
-    meta_batch_size: int = 10,
-    shots: int = 10,
-    meta_lr: float = 1e-3,
-    seed: int = 0,
-    model_seed: int = 0,
-    diversity: float = 1.0,
-    progress: bool = True,
-) -> TrainResult:
-    """Train an ``MLP(seed=model_seed)`` on ``SinusoidTasks(diversity)``, once per kernel.
-
-    ``algorithm`` is ``"maml"``, ``"fomaml"``, ``"reptile"`` (see
-    :func:`~metalearn_lib.training.meta_train`) or ``"pretrain"`` (see
-    :func:`~metalearn_lib.training.pretrain`, which uses ``iterations``,
-    ``meta_batch_size`` as its batch size, ``shots`` and ``meta_lr``).
-    A second call with the same settings returns a copy of the first result
-    instantly; ``progress`` is not part of the settings.
-
-    Returns
-    -------
-    TrainResult
-        ``(params, history)``, as from ``meta_train``.
-    """
-    key = (
-        algorithm,
-        inner_steps,
-        float(inner_lr),
-        iterations,
-        meta_batch_size,
-        shots,
-        float(meta_lr),
-        seed,
-        model_seed,
-        float(diversity),
-    )
-    if key not in _TRAINED:
-        model, tasks = MLP(seed=model_seed), SinusoidTasks(diversity)
-        if algorithm == "pretrain":
-            result = pretrain(
-                model,
-                tasks,
-                iterations=iterations,
-                batch_size=meta_batch_size,
-                shots=shots,
-                lr=meta_lr,
-                seed=seed,
-                progress=progress,
-            )
-        else:
-            result = meta_train(
-                model,
-                tasks,
-                algorithm=algorithm,
-                inner_steps=inner_steps,
-                inner_lr=inner_lr,
-                meta_batch_size=meta_batch_size,
-                shots=shots,
-                queries=shots,
-                meta_lr=meta_lr,
-                iterations=iterations,
-                seed=seed,
-                progress=progress,
-            )
-        _TRAINED[key] = result
-    params, history = _TRAINED[key]
-    copy = History(list(history.loss), list(history.elapsed), dict(history.settings))
-    return TrainResult({n: p.clone() for n, p in params.items()}, copy)
-
-
-# ---------------------------------------------------------------------------
-# Vectors of parameters.
-# ---------------------------------------------------------------------------
-
-
-def flatten(params: Mapping[str, Tensor]) -> Tensor:
-    """All tensors of a parameter dict as one vector (in the dict's order)."""
-    if not isinstance(params, Mapping) or not params:
-        raise TypeError("params must be a non-empty dict {name: tensor}")
-    return torch.cat([p.reshape(-1) for p in params.values()])
-
-
-def unflatten(vector: Tensor, like: Mapping[str, Tensor]) -> Params:
-    """Cut ``vector`` back into a dict shaped like ``like`` (inverse of :func:`flatten`)."""
-    total = sum(p.numel() for p in like.values())
-    if not isinstance(vector, Tensor) or vector.dim() != 1 or vector.numel() != total:
-        raise ValueError(
-            f"vector must be 1-D with {total} entries, got {getattr(vector, 'shape', vector)}"
-        )
-    out, start = {}, 0
-    for name, p in like.items():
-        out[name] = vector[start : start + p.numel()].reshape(p.shape)
-        start += p.numel()
-    return out
-
-
-def cosine_similarity(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> float:
-    """Cosine of the angle between two parameter-shaped directions (1 = same direction)."""
-    if set(a) != set(b):
-        raise ValueError(f"a and b must have the same keys, got {sorted(a)} and {sorted(b)}")
-    va = flatten({n: a[n] for n in a}).double()
-    vb = flatten({n: b[n] for n in a}).double()
-    denominator = va.norm() * vb.norm()
-    if denominator == 0:
-        raise ValueError("cosine similarity is undefined for a zero direction")
-    return (va @ vb / denominator).item()
-
-
-def direction_similarity(
-    model: nn.Module,
-    params: Params,
-    batch: TaskBatch,
-    *,
-    inner_steps: tuple[int, ...] = (1, 2, 5, 10),
-    inner_lr: float = 0.01,
-    loss_fn=mse_loss,
-) -> dict[str, list[float]]:
-    """Cosine similarity of FOMAML's and Reptile's directions to MAML's, per number of inner steps.
-
-    Returns
-    -------
-    dict
-        ``{"fomaml": [...], "reptile": [...]}``, one cosine per entry of ``inner_steps``.
-    """
-    out: dict[str, list[float]] = {"fomaml": [], "reptile": []}
-    for k in inner_steps:
-        settings = dict(inner_steps=k, inner_lr=inner_lr, loss_fn=loss_fn)
-        maml = meta_gradient(model, params, batch, algorithm="maml", **settings)
-        for algorithm in out:
-            other = meta_gradient(model, params, batch, algorithm=algorithm, **settings)
-            out[algorithm].append(cosine_similarity(maml, other))
-    return out
-
-
-# ---------------------------------------------------------------------------
-# MAML's meta-gradient, computed two more ways.
-# ---------------------------------------------------------------------------
-
-
-def maml_objective(
-    model: nn.Module,
-    params: Params,
-    batch: TaskBatch,
-    *,
-    inner_steps: int,
-    inner_lr: float,
-    loss_fn=mse_loss,
-) -> Tensor:
-    """MAML's objective: mean over tasks of the query loss after ``inner_steps`` steps.
-
-    Differentiable with respect to ``params`` (second-order terms included).
-    """
-    _check_model_and_params(model, params)
-
-    def one_task(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> Tensor:
-        phi = _adapt(model, params, sx, sy, inner_steps, inner_lr, False, loss_fn)
-        return loss_fn(functional_call(model, (phi, dict(model.named_buffers())), (qx,)), qy)
-
-    return vmap(one_task)(batch.support_x, batch.support_y, batch.query_x, batch.query_y).mean()
-
-
-def one_step_maml_by_hessian(
-    model: nn.Module, params: Params, batch: TaskBatch, *, inner_lr: float, loss_fn=mse_loss
-) -> tuple[Params, Tensor]:
-    r"""MAML's one-step meta-gradient from the explicit formula.
-
-    For each task, with :math:`\phi = \theta - \alpha \nabla L_S(\theta)`:
-
-    .. math:: g = (I - \alpha \nabla^2 L_S(\theta))\, \nabla L_Q(\phi)
-
-    The Hessian :math:`\nabla^2 L_S(\theta)` is built as a full matrix, so
-    this is only for small networks and for checking.
-
-    Returns
-    -------
-    (dict, Tensor)
-        The meta-gradient averaged over the batch's tasks, and the Hessian of
-        the *first* task's support loss (``[P, P]`` for ``P`` parameters).
-    """
-    _check_model_and_params(model, params)
-    theta = flatten({n: p.detach() for n, p in params.items()})
-    buffers = dict(model.named_buffers())
-
-    def loss_at(vector: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        return loss_fn(functional_call(model, (unflatten(vector, params), buffers), (x,)), y)
-
-    total, first_hessian = torch.zeros_like(theta), None
-    for i in range(batch.num_tasks):
-        sx, sy, qx, qy = batch.support_x[i], batch.support_y[i], batch.query_x[i], batch.query_y[i]
-        # Reverse-over-reverse: the Jacobian of the gradient is the Hessian.
-        h = jacrev(grad(loss_at))(theta, sx, sy)
-        phi = theta - inner_lr * grad(loss_at)(theta, sx, sy)
-        query_grad = grad(loss_at)(phi, qx, qy)
-        identity = torch.eye(theta.numel(), dtype=theta.dtype)
-        total += (identity - inner_lr * h) @ query_grad
-        if first_hessian is None:
-            first_hessian = h
-    return unflatten(total / batch.num_tasks, params), first_hessian
-
-
-def finite_difference_meta_gradient(
-    model: nn.Module,
-    params: Params,
-    batch: TaskBatch,
-    *,
-    inner_steps: int,
-    inner_lr: float,
-    eps: float = 1e-6,
-    chunk_size: int = 512,
-    loss_fn=mse_loss,
-) -> Params:
-    r"""MAML's meta-gradient by central finite differences, one coordinate at a time.
-
-    .. math::
-
-        g_j \approx \frac{J(\theta + \varepsilon e_j) - J(\theta - \varepsilon e_j)}
-                         {2\varepsilon}
-
-    where :math:`J` is :func:`maml_objective`. No derivative of the
-    objective is used, so this is an independent check. Use float64
-    parameters and data (float32 rounding swamps small ``eps``).
-    """
-    _check_model_and_params(model, params)
-    if not (isinstance(eps, float) and 0 < eps < 1):
-        raise ValueError(f"eps must be a float in (0, 1), got {eps!r}")
-    theta = flatten({n: p.detach() for n, p in params.items()})
-
-    def objective(vector: Tensor) -> Tensor:
-        return maml_objective(
-            model,
-            unflatten(vector, params),
-            batch,
-            inner_steps=inner_steps,
-            inner_lr=inner_lr,
-            loss_fn=loss_fn,
-        )
-
-    n = theta.numel()
-    out = torch.empty_like(theta)
-    with torch.no_grad():
-        for start in range(0, n, chunk_size):
-            stop = min(start + chunk_size, n)
-            bumps = torch.zeros(stop - start, n, dtype=theta.dtype)
-            bumps[torch.arange(stop - start), torch.arange(start, stop)] = eps
-            plus = vmap(objective)(theta + bumps)
-            minus = vmap(objective)(theta - bumps)
-            out[start:stop] = (plus - minus) / (2 * eps)
-    return unflatten(out, params)
-
-
-# ---------------------------------------------------------------------------
-# "Check yourself" exercises.
-# ---------------------------------------------------------------------------
-
-
-@dataclass
-class Exercise:
-    """One self-check: a checker, hints in order, and a solution shown on request."""
-
-    prompt: str
-    checker: Callable[[object], tuple[bool, str]]
-    hints: list[str]
-    answer: str
-    hints_shown: int = field(default=0)
-    solved: bool = field(default=False)
 
 
 def _number(value: object, name: str = "answer") -> float:
@@ -567,7 +278,7 @@ def _check_5_3(answer: object) -> tuple[bool, str]:
         return False, f"Give a pair (mean, half_width) of numbers, got {answer!r}."
     acc = chapter5_exercise_accuracies()
     target_mean = acc.mean().item()
-    target_ci = 1.96 * acc.std().item() / math.sqrt(len(acc))
+    target_ci = ci95(acc).item()
     if abs(mean - target_mean) > 1e-4:
         return False, f"The mean is off: {mean:.4f}."
     if abs(half_width - target_ci) <= 2e-4:
@@ -719,61 +430,10 @@ EXERCISES: dict[str, Exercise] = {
     ),
 }
 
-
-def _exercise(name: str) -> Exercise:
-    if name not in EXERCISES:
-        raise ValueError(f"unknown exercise {name!r}; known: {sorted(EXERCISES)}")
-    return EXERCISES[name]
-
-
-def hint(name: str) -> None:
-    """Print the next hint of exercise ``name`` (e.g. ``"2.1"``)."""
-    exercise = _exercise(name)
-    if exercise.hints_shown < len(exercise.hints):
-        exercise.hints_shown += 1
-        print(
-            f"Hint {exercise.hints_shown}/{len(exercise.hints)}: "
-            f"{exercise.hints[exercise.hints_shown - 1]}"
-        )
-    else:
-        print(f"No more hints for {name}. Call solution({name!r}) to see one.")
-
-
-def check(name: str, answer: object) -> None:
-    """Check your answer to exercise ``name`` and print feedback.
-
-    A wrong answer prints what is wrong and the next hint; the solution is
-    never printed here (call :func:`solution` for it). ``None`` or ``...``
-    means "not answered yet".
-
-    Whether it was right is remembered: see :func:`solved`.
-    """
-    exercise = _exercise(name)
-    exercise.solved = False
-    if answer is None or answer is Ellipsis:
-        print(f"[{name}] Not answered yet. {exercise.prompt}")
-        hint(name)
-        return
-    try:
-        ok, message = exercise.checker(answer)
-    except TypeError as error:
-        ok, message = False, str(error)
-    if ok:
-        exercise.solved = True
-        print(f"[{name}] Correct! {message}")
-        return
-    print(f"[{name}] Not yet. {message}")
-    hint(name)
-
-
-def solved(name: str) -> bool:
-    """Whether exercise ``name`` has been answered correctly in this session."""
-    return _exercise(name).solved
-
-
-def solution(name: str) -> None:
-    """Print the solution of exercise ``name``; try the hints first."""
-    exercise = _exercise(name)
-    if not exercise.solved and exercise.hints_shown < len(exercise.hints):
-        print(f"(You have seen {exercise.hints_shown} of {len(exercise.hints)} hints for {name}.)")
-    print(f"[{name}] Solution:\n{exercise.answer}")
+#: The course's exercises with this kernel's progress through them.
+COURSE = SelfCheck(EXERCISES)
+check = COURSE.check
+hint = COURSE.hint
+solution = COURSE.solution
+solved = COURSE.solved
+reset_progress = COURSE.reset
