@@ -4,13 +4,14 @@
    neither it nor the library changed (:mod:`chapter_runs`). A chapter that
    fails stops the build with its name and error.
 2. Its widgets become static pictures (:mod:`static_widgets`).
-3. A Sphinx source tree is laid out in ``_build/site-src/``: this folder's
+3. A Sphinx source tree is laid out beside the output (``_build/site-src/``): this folder's
    ``conf.py``, ``index.md`` and ``_static/``, the executed chapters, the
    benchmark results, the instructor and classroom guides, and MathJax from the
    ``mathjax`` package (so no page loads anything from the internet). A file is
    rewritten only when its content changed, so Sphinx rebuilds only what changed.
 4. ``sphinx-build`` (MyST-NB reads the executed notebooks; it executes nothing)
-   writes the HTML into ``_build/site/`` and the path of its ``index.html`` is printed.
+   writes the HTML into ``_build/site/`` (doctrees in ``_build/site-doctrees/``),
+   and the path of its ``index.html`` is printed.
 
 Only what is listed here goes on the site: never ``solutions/`` or ``exercises/``.
 """
@@ -78,12 +79,15 @@ class _Stage:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.wanted: set[Path] = set()
+        #: A file appeared or disappeared: every page's navigation must be rewritten.
+        self.files_changed = False
 
     def write(self, relative: str, content: bytes) -> None:
         target = self.root / relative
         self.wanted.add(target)
         if target.is_file() and target.read_bytes() == content:
             return
+        self.files_changed |= not target.exists()
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
 
@@ -100,11 +104,13 @@ class _Stage:
         for path in sorted(self.root.rglob("*"), reverse=True):
             if path.is_file() and path not in self.wanted:
                 path.unlink()
+                self.files_changed = True
             elif path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
 
 
-def stage_sources(runs: list[ChapterRun], source: Path) -> None:
+def stage_sources(runs: list[ChapterRun], source: Path) -> bool:
+    """Lay out the Sphinx sources; True when files were added or removed since last time."""
     stage = _Stage(source)
     for name in ("conf.py", "index.md"):
         stage.copy(HERE / name, name)
@@ -128,9 +134,12 @@ def stage_sources(runs: list[ChapterRun], source: Path) -> None:
         for path in sorted(docs.glob(pattern)):
             stage.copy(path, f"docs/{path.relative_to(docs)}")
     stage.remove_the_rest()
+    return stage.files_changed
 
 
-def run_sphinx(source: Path, out: Path) -> None:
+def run_sphinx(source: Path, out: Path, *, everything: bool) -> None:
+    """sphinx-build; ``everything`` rewrites every page (Sphinx alone would keep the old
+    navigation of unchanged pages when a page is added or removed)."""
     command = [
         sys.executable,
         "-m",
@@ -141,7 +150,8 @@ def run_sphinx(source: Path, out: Path) -> None:
         "-W",  # a warning (a broken link, a missing picture) fails the build
         "--keep-going",
         "-d",
-        str(BUILD / "site-doctrees"),
+        str(out.parent / f"{out.name}-doctrees"),
+        *(["-E", "-a"] if everything else []),
         str(source),
         str(out),
     ]
@@ -158,9 +168,9 @@ def build(out: Path = DEFAULT_OUT, chapters: list[Path] | None = None) -> Path:
     start = time.perf_counter()
     print(f"Chapters ({len(chapters)}):", flush=True)
     runs = execute_chapters(chapters)
-    source = BUILD / "site-src"
-    stage_sources(runs, source)
-    run_sphinx(source, out)
+    source = out.parent / f"{out.name}-src"
+    files_changed = stage_sources(runs, source)
+    run_sphinx(source, out, everything=files_changed or not (out / "index.html").exists())
     index = out / "index.html"
     print(f"Site built in {time.perf_counter() - start:.1f} s", flush=True)
     return index

@@ -2,6 +2,8 @@
 
 A chapter is executed with nbclient in a fresh ``python3`` kernel (the venv's),
 with ``course/`` as working directory and widget state stored in the notebook.
+The first picture each
+``ipywidgets.Image`` showed is kept too (metadata ``course_first_pictures``).
 The executed notebook and a record of the run (wall and CPU seconds, errors,
 everything written to stderr) are cached under a key: the sha256 of the
 notebook, every ``metalearn_lib/**/*.py`` and ``requirements.txt``. An unchanged
@@ -31,8 +33,10 @@ COURSE = ROOT / "course"
 LIBRARY = ROOT / "metalearn_lib"
 DEFAULT_CACHE = ROOT / "_build" / "chapter-cache"
 # Bump when the way chapters are executed changes, so old cache entries are ignored.
-EXECUTOR_VERSION = "1"
+EXECUTOR_VERSION = "2"
 TIMEOUT_S = 600
+#: Notebook metadata key: the first non-empty PNG each ``ipywidgets.Image`` showed, by model id.
+FIRST_PICTURES = "course_first_pictures"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -126,14 +130,34 @@ def _kernel_env() -> dict[str, str]:
     return env
 
 
+def _first_picture_client(nb, **options):
+    """An nbclient NotebookClient that also keeps each Image widget's first picture.
+
+    nbclient stores a widget's last state; a later cell that moves a slider would
+    change the picture. The site shows the picture a learner first sees.
+    """
+    from nbclient import NotebookClient
+
+    class FirstPictureClient(NotebookClient):
+        def handle_comm_msg(self, outs, msg, cell_index):
+            super().handle_comm_msg(outs, msg, cell_index)
+            data = msg["content"].get("data", {})
+            if "state" in data and data.get("buffer_paths"):
+                pictures = self.nb.metadata.setdefault(FIRST_PICTURES, {})
+                for buffer in self._get_buffer_data(msg):
+                    if buffer["path"] == ["value"] and buffer["data"]:
+                        pictures.setdefault(msg["content"]["comm_id"], buffer["data"])
+
+    return FirstPictureClient(nb, **options)
+
+
 def _execute(path: Path, key: str) -> ChapterRun:
     # Build matplotlib's font cache here, so no kernel logs 'building the font cache'.
     import matplotlib.font_manager  # noqa: F401
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
+    client = _first_picture_client(
         nb,
         timeout=TIMEOUT_S,
         kernel_name="python3",

@@ -38,8 +38,12 @@ html_theme_options = {
     "use_fullscreen_button": False,
     "show_toc_level": 2,
     "home_page_in_toc": True,
+    # The book theme keeps its search in the sidebar; no second one in a top bar.
+    "navbar_persistent": [],
 }
 html_last_updated_fmt = None
+# Without a default the theme's script logs "Got invalid theme mode" as a console error.
+html_context = {"default_mode": "auto"}
 
 # Local MathJax 3 (relative to _static/).
 mathjax_path = "mathjax/tex-mml-chtml.js"
