@@ -51,6 +51,7 @@ site: venv  ## every chapter executed (cached in _build/chapter-cache/) -> _buil
 .PHONY: bench bench-quick
 
 bench: venv  ## full benchmarks (one to two hours on 2 cores): rewrites docs/benchmarks.md and docs/benchmarks/
+	$(BIN)/pip install -q -r requirements-bench.txt  # JAX for speed.py's JAX column (optional elsewhere)
 	$(BIN)/python benchmarks/run_all.py
 
 bench-quick: venv  ## every benchmark with tiny settings, into a temporary folder (< 1 min)
@@ -86,3 +87,14 @@ hub-proxy:  ## install JupyterHub's proxy into .hub-node/ (needs npm)
 
 hub: venv hub-proxy  ## JupyterHub on 127.0.0.1:8000; set COURSE_HUB_PASSWORD and COURSE_HUB_USERS
 	$(BIN)/jupyterhub -f jupyterhub_config.py
+
+# A class with one OS account per person (as root; docs/classroom.md, section 6).
+CLASS_ROOT ?= /srv/maml-class
+.PHONY: class class-hub
+
+class: venv  ## as root: accounts, groups, folders and permissions from ROSTER=roster.csv
+	@test -n "$(ROSTER)" || { echo "usage: sudo make class ROSTER=roster.csv [CLASS_ROOT=$(CLASS_ROOT)]"; exit 2; }
+	$(BIN)/python classroom/class_setup.py create "$(ROSTER)" --root "$(CLASS_ROOT)"
+
+class-hub: venv hub-proxy  ## as root: the class's hub (PAM logins, each server as its own user)
+	COURSE_HUB_MODE=isolated COURSE_CLASS_ROOT="$(CLASS_ROOT)" $(BIN)/jupyterhub -f jupyterhub_config.py

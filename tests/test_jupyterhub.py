@@ -108,6 +108,58 @@ def test_config_rejects_bad_settings(monkeypatch, tmp_path, env, message):
         _load_config(monkeypatch, tmp_path, **env)
 
 
+def test_config_names_its_modes(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="COURSE_HUB_MODE must be one of workshop, isolated"):
+        _load_config(monkeypatch, tmp_path, COURSE_HUB_MODE="classroom")
+    # The default is the workshop mode: one shared password, one account for all servers.
+    c = _load_config(monkeypatch, tmp_path, COURSE_HUB_MODE="")
+    assert c.JupyterHub.authenticator_class == "shared-password"
+    assert c.JupyterHub.spawner_class == "simple"
+
+
+def _isolated_config(monkeypatch, tmp_path) -> Config:
+    root = tmp_path / "class"
+    root.mkdir()
+    info = {
+        "groups": {"students": "maml-students", "instructors": "maml-instructors"},
+        "venv": str(REPO / ".venv"),
+        "hub": str(root / "hub"),
+        "exchange": str(root / "exchange"),
+    }
+    (root / "class.json").write_text(json.dumps(info))
+    monkeypatch.delenv("COURSE_HUB_STATE", raising=False)
+    monkeypatch.setenv("COURSE_HUB_MODE", "isolated")
+    monkeypatch.setenv("COURSE_CLASS_ROOT", str(root))
+    config = Config()
+    runpy.run_path(str(CONFIG), init_globals={"get_config": lambda: config})
+    return config
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the isolated mode runs the hub as root")
+def test_isolated_mode_uses_pam_and_one_account_per_server(monkeypatch, tmp_path):
+    c = _isolated_config(monkeypatch, tmp_path)
+    assert c.JupyterHub.authenticator_class == "pam"
+    assert c.JupyterHub.spawner_class == "localprocess"
+    assert c.PAMAuthenticator.allowed_groups == {"maml-students", "maml-instructors"}
+    assert c.PAMAuthenticator.admin_groups == {"maml-instructors"}
+    # No shared password, no --allow-root: every server runs as its own user.
+    assert "user_password" not in c.SharedPasswordAuthenticator
+    assert "args" not in c.Spawner
+    assert "pre_spawn_hook" not in c.Spawner
+    assert c.Spawner.ip == "127.0.0.1" and c.JupyterHub.bind_url.startswith("http://127.0.0.1:")
+    state = tmp_path / "class" / "hub"
+    assert str(state) in c.JupyterHub.db_url
+    assert state.stat().st_mode & 0o777 == 0o700
+
+
+def test_isolated_mode_needs_a_class(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_HUB_MODE", "isolated")
+    monkeypatch.setenv("COURSE_CLASS_ROOT", str(tmp_path / "nowhere"))
+    expected = "COURSE_CLASS_ROOT" if os.geteuid() == 0 else "run the hub as root"
+    with pytest.raises(ValueError, match=expected):
+        runpy.run_path(str(CONFIG), init_globals={"get_config": Config})
+
+
 def test_docs_quote_the_pins():
     doc = (REPO / "docs" / "classroom.md").read_text()
     assert f"configurable-http-proxy@{CHP_VERSION}" in doc
