@@ -58,12 +58,14 @@ def env_for(course: Path) -> dict[str, str]:
     return env
 
 
-def nbgrader(course: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``nbgrader ARGS`` in the course copy; never raises on a non-zero exit."""
+def nbgrader(
+    course: Path, *args: str, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``nbgrader ARGS`` in the course copy (``env`` overrides variables); never raises."""
     return subprocess.run(
         [str(BIN / "nbgrader"), *args],
         cwd=course,
-        env=env_for(course),
+        env={**env_for(course), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -37,7 +37,7 @@ from metalearn_lib.grading.quiz import score
 
 pytestmark = pytest.mark.slow
 
-STUDENTS = ("right", "blank", "hostile", "partial", "broken_json", "missing")
+STUDENTS = ("right", "blank", "hostile", "partial", "cheater", "broken_json", "missing")
 AUTOGRADED_POINTS = {"inner_loop": 5.0, "first_order": 4.0, "variants_quiz": 9.0}
 
 # Strings that must never reach a student: solution and hidden-test markers,
@@ -46,14 +46,18 @@ LEAKS = [
     "BEGIN SOLUTION",
     "END SOLUTION",
     "HIDDEN TESTS",
-    "hashed_score(answer",
+    "record_answer(",
+    "record_checks(",
+    "grader-key",
     "MARK SCHEME",
-    "seed=913",
-    "seed=577",
-    "seed=331",
-    "seed=4242",
-    "seed=8080",
+    '"seed": 913',
+    '"seed": 577',
+    '"seed": 331',
+    '"seed": 4242',
+    '"seed": 8080',
 ]
+# What only the grader may see: records and their MIME type.
+RECORD_LEAKS = ["application/vnd.metalearn.grading-record", "recorded for grading"]
 HASHED_KEY = re.compile(r"v1:[0-9a-f]{16}:[0-9a-f]{16}")
 
 
@@ -156,6 +160,141 @@ def _partial_quiz(course: Path, keys, letters):
     return nb, expected
 
 
+# Tricks of a student who attacks the grader from inside the kernel. Each cell's honest
+# part (the answer it really gives) is what it must earn; the tricks must earn nothing.
+ALWAYS_PASS = (
+    "def _always(*args, **kwargs):\n"
+    "    return True\n\n"
+    "check_answer = hashed_score = score = _always\n"
+    "check_sgd_step = check_adapt = check_meta_gradient = params_match = _always\n"
+)
+
+
+def _cheater_quiz(course: Path, keys, letters):
+    """Quiz: rebinding, module patching, forged, double, foreign, huge and stray records."""
+    nb = blank("variants_quiz", course)
+    wrong = {q: set(letters[q]) - keys[q] for q in keys}
+    partial = set(sorted(keys[2])) | {next(x for x in letters[2] if x not in keys[2])}
+
+    def answer(q: int, source: str) -> None:
+        cell_by_id(nb, f"answer_{q}").source = source
+
+    # 1: every check and score function rebound by name; the answer itself is all wrong.
+    answer(1, ALWAYS_PASS + f"answer_1 = {wrong[1]!r}")
+    # 2: the grading modules patched and replaced in sys.modules; a partly right answer.
+    answer(
+        2,
+        "import sys, types\n"
+        "import metalearn_lib.grading.quiz as q\n"
+        "q.hashed_score = q.score = lambda *a, **k: 1.0\n"
+        "q.check_answer = lambda answer, letters: frozenset(answer)\n"
+        "fake = types.ModuleType('metalearn_lib.grading.verdicts')\n"
+        "fake.DecideVerdicts = None\n"
+        "sys.modules['metalearn_lib.grading.verdicts'] = fake\n"
+        "sys.modules['metalearn_lib.quiz'] = q\n"
+        f"answer_2 = {partial!r}",
+    )
+    # 3: a forged record with wrong data for a right answer.
+    answer(
+        3,
+        "from metalearn_lib.grading.records import emit_record\n"
+        "def record_answer(cell, answer, letters):\n"
+        "    emit_record(cell, 'quiz', ['A'])\n"
+        f"answer_3 = {set(keys[3])!r}",
+    )
+    # 4: two records in one cell.
+    answer(
+        4,
+        "def record_answer(cell, answer, letters):\n"
+        "    emit_record(cell, 'quiz', sorted(answer))\n"
+        "    emit_record(cell, 'quiz', sorted(answer))\n"
+        f"answer_4 = {set(keys[4])!r}",
+    )
+    # 5: a record for another cell's id.
+    answer(
+        5,
+        "def record_answer(cell, answer, letters):\n"
+        "    emit_record('test_answer_1', 'quiz', sorted(answer))\n"
+        f"answer_5 = {set(keys[5])!r}",
+    )
+    # 6: a 50 MB record.
+    answer(
+        6,
+        "def record_answer(cell, answer, letters):\n"
+        "    emit_record(cell, 'quiz', sorted(answer) + ['x' * 50_000_000])\n"
+        f"answer_6 = {set(keys[6])!r}",
+    )
+    # 7: honest again (the real recorder), and it prints a record for question 8 from
+    # this answer cell; question 8 itself is left unanswered.
+    answer(
+        7,
+        "from metalearn_lib.grading import record_answer\n"
+        f"emit_record('test_answer_8', 'quiz', {sorted(keys[8])!r})\n"
+        f"answer_7 = {set(keys[7])!r}",
+    )
+    # 9: tracebacks hidden, and a malformed answer (a number): the format check fails
+    # without an error output, and nothing is recorded.
+    answer(9, "get_ipython().showtraceback = lambda *args, **kwargs: None\nanswer_9 = 12345")
+    expected = score(partial, keys[2], letters[2]) + score({"A"}, keys[3], letters[3]) + 1.0
+    return nb, expected
+
+
+def _cheater_inner_loop(course: Path):
+    nb = solved("inner_loop", course)
+    # sgd_step: right, but noisy on stderr (and warnings): it keeps its point.
+    cell_by_id(nb, "sgd_step").source = (
+        "import sys, warnings\n\n"
+        "def sgd_step(params, grads, lr):\n"
+        "    print('debugging sgd_step', file=sys.stderr)\n"
+        "    warnings.warn('noisy', stacklevel=1)\n"
+        "    return {name: p - lr * grads[name] for name, p in params.items()}"
+    )
+    # adapt_k: first order (wrong), with torch.allclose/torch.equal and the checks patched.
+    cell_by_id(nb, "adapt_k").source = (
+        ALWAYS_PASS + "torch.allclose = torch.equal = _always\n"
+        "import metalearn_lib.grading.coding as coding\n"
+        "coding.params_match = coding.outputs_match = _always\n\n"
+        "def adapt_k(model, params, x, y, *, steps, lr):\n"
+        "    for _ in range(steps):\n"
+        "        loss = task_loss(model, params, x, y)\n"
+        "        grads = torch.autograd.grad(loss, list(params.values()))\n"
+        "        params = sgd_step(params, dict(zip(params, grads)), lr)\n"
+        "    return params"
+    )
+    # maml_meta_gradient: the library's meta_gradient inside the loop exercise (policy: 0).
+    cell_by_id(nb, "maml_meta_gradient").source = (
+        "from metalearn_lib import meta_gradient\n\n"
+        "def maml_meta_gradient(model, params, batch, *, inner_steps, inner_lr):\n"
+        "    return meta_gradient(\n"
+        "        model, params, batch, algorithm='maml', inner_steps=inner_steps, "
+        "inner_lr=inner_lr\n"
+        "    )"
+    )
+    return nb
+
+
+def _cheater_first_order(course: Path):
+    nb = solved("first_order", course)
+    # fomaml: a wrong function and a forged record claiming the right cases.
+    cell_by_id(nb, "fomaml").source = (
+        ALWAYS_PASS + "from metalearn_lib.grading.records import emit_record\n\n"
+        "def record_checks(cell, fn, check, cases):\n"
+        "    emit_record(cell, 'coding', [{'case': 'any', 'outputs': {'result': True}}])\n\n"
+        "def fomaml_meta_gradient(model, params, batch, *, inner_steps, inner_lr):\n"
+        "    return {n: torch.zeros_like(p) for n, p in params.items()}"
+    )
+    # reptile: right, after putting the real recorder back and replacing the grading
+    # package in sys.modules.
+    source = cell_by_id(nb, "reptile").source
+    cell_by_id(nb, "reptile").source = (
+        "import sys, types\n"
+        "from metalearn_lib.grading import record_checks\n"
+        "sys.modules['metalearn_lib.grading'] = types.ModuleType('metalearn_lib.grading')\n"
+        + source
+    )
+    return nb
+
+
 def _record_times(course: Path, start: float) -> None:
     """Write how long each notebook took (from the autograded files' times) for the report."""
     done = sorted((p.stat().st_mtime, p) for p in (course / "autograded").rglob("*.ipynb"))
@@ -181,6 +320,10 @@ def graded(course: Path):
     submit(course, "hostile", "variants_quiz", _hostile_quiz(course, keys, letters))
     partial_nb, partial_expected = _partial_quiz(course, keys, letters)
     submit(course, "partial", "variants_quiz", partial_nb)
+    cheater_quiz, cheater_expected = _cheater_quiz(course, keys, letters)
+    submit(course, "cheater", "variants_quiz", cheater_quiz)
+    submit(course, "cheater", "inner_loop", _cheater_inner_loop(course))
+    submit(course, "cheater", "first_order", _cheater_first_order(course))
     text = json.dumps(nbformat.v4.new_notebook())
     submit(course, "broken_json", "inner_loop", raw=text[: len(text) // 2])
     folder = submit(course, "missing", "inner_loop")
@@ -206,6 +349,7 @@ def graded(course: Path):
         "regrade": regrade,
         "rescores": rescores,
         "partial_expected": partial_expected,
+        "cheater_expected": cheater_expected,
     }
 
 
@@ -331,6 +475,48 @@ def test_hostile_submissions_earn_only_their_honest_points(graded):
     assert scores[("inner_loop", "missing")] == 0
 
 
+def test_attacks_on_the_grader_from_the_kernel_earn_only_the_honest_points(graded):
+    scores = graded["scores"]
+    # Quiz: rebinding (0, all wrong anyway), patched modules (the partial answer's points),
+    # forged data (what ['A'] earns), two records, a foreign id, 50 MB, a record printed
+    # from an answer cell, hidden tracebacks -> 0; question 7 honest -> 1.
+    expected = graded["cheater_expected"]
+    assert scores[("variants_quiz", "cheater")] == pytest.approx(expected, abs=1e-6)
+    # inner_loop: noisy but right sgd_step 1/1; wrong adapt_k with allclose/equal and the
+    # checks patched 0/2; the library's meta_gradient in the loop exercise 0/2 (policy).
+    assert scores[("inner_loop", "cheater")] == pytest.approx(1.0)
+    # first_order: forged record for a wrong function 0/2; right reptile 2/2.
+    assert scores[("first_order", "cheater")] == pytest.approx(2.0)
+
+
+def _test_outputs(course: Path, student: str, assignment: str) -> dict[str, str]:
+    nb = read_nb(course / "autograded" / student / assignment / f"{assignment}.ipynb")
+    return {
+        grade_id(c): json.dumps(c.get("outputs", []))
+        for c in nb.cells
+        if c.cell_type == "code" and grade_id(c)
+    }
+
+
+def test_each_rejected_record_says_why(graded, course: Path):
+    quiz = _test_outputs(course, "cheater", "variants_quiz")
+    assert "2 records, expected exactly one" in quiz["test_answer_4"]
+    assert "the record is for cell 'test_answer_1'" in quiz["test_answer_5"]
+    assert "the record is too large" in quiz["test_answer_6"]
+    assert "no record" in quiz["test_answer_8"]
+    assert "no record" in quiz["test_answer_9"]
+    code = _test_outputs(course, "cheater", "inner_loop")
+    assert "uses meta_gradient from the library" in code["test_maml_meta_gradient"]
+    assert "wrong on" in code["test_adapt_k"]
+    first = _test_outputs(course, "cheater", "first_order")
+    assert "not this test's cases" in first["test_fomaml"]
+    # Records never stay in the graded notebook, in any cell.
+    for student in ("right", "cheater", "hostile"):
+        for assignment in ASSIGNMENTS:
+            text = json.dumps(_test_outputs(course, student, assignment))
+            assert not any(leak in text for leak in RECORD_LEAKS), (student, assignment)
+
+
 def test_grading_twice_gives_identical_scores(graded):
     assert graded["regrade"].returncode == 0, graded["regrade"].stderr[-3000:]
     assert graded["rescores"] == graded["scores"]
@@ -345,12 +531,13 @@ def test_feedback_shows_no_hidden_test_mark_scheme_or_key(graded, course: Path):
     assert graded["feedback"].returncode == 0, graded["feedback"].stderr[-3000:]
     pages = list((course / "feedback").rglob("*.html"))
     students_with_pages = {p.relative_to(course / "feedback").parts[0] for p in pages}
-    assert {"right", "blank", "hostile", "partial"} <= students_with_pages
+    assert {"right", "blank", "hostile", "partial", "cheater"} <= students_with_pages
     for page in pages:
         text = page.read_text()
         for leak in LEAKS:
             assert leak not in text, f"{page} shows {leak!r}"
         assert not HASHED_KEY.search(text), f"{page} shows a hashed key"
+        assert not any(leak in text for leak in RECORD_LEAKS), f"{page} shows a record"
         assert "check_sgd_step(sgd_step, seed=913" not in text
     # The failing hidden test of the blank release shows its message, not its code.
     page = course / "feedback" / "blank" / "inner_loop" / "inner_loop.html"
@@ -360,7 +547,7 @@ def test_feedback_shows_no_hidden_test_mark_scheme_or_key(graded, course: Path):
 def test_autograded_copy_keeps_hidden_tests_for_the_instructor(graded, course: Path):
     nb = read_nb(course / "autograded" / "hostile" / "variants_quiz" / "variants_quiz.ipynb")
     restored = cell_by_id(nb, "test_answer_6")
-    assert "hashed_score" in restored.source  # the edited test cell was replaced
+    assert "record_answer" in restored.source  # the edited test cell was replaced
     assert cell_by_id(nb, "test_answer_5")  # the deleted one was put back
     outputs = copy.deepcopy(cell_by_id(nb, "test_answer_9").outputs)
     assert [o["data"]["text/plain"] for o in outputs if o["output_type"] == "execute_result"] == [
