@@ -39,7 +39,9 @@ list) and every other top-level entry loses its bits for others. ``remove`` puts
 Everything is checked before anything changes: a run that is not root, a bad
 roster line or an account that exists outside the class stops with a message
 and changes nothing. ``create`` may be run again with a longer roster: people
-already in the class are kept as they are.
+already in the class, their homes and the course root are left as they are
+(root never writes where another account can write: a planted link there
+could redirect its writes), and only new people are set up.
 
 ``remove`` ends every process of the class's accounts, deletes the accounts
 it created (with their homes), the two groups and the class root, and puts
@@ -153,7 +155,7 @@ def _group_members(group: str) -> set[str]:
     return members
 
 
-def check_accounts(people: list[Person], groups: tuple[str, str]) -> None:
+def check_accounts(people: list[Person], groups: tuple[str, str], home_base: Path) -> None:
     """Refuse accounts that exist but are not part of this class (e.g. ``root``)."""
     in_class = _group_members(groups[0]) | _group_members(groups[1])
     clashes = []
@@ -161,13 +163,15 @@ def check_accounts(people: list[Person], groups: tuple[str, str]) -> None:
         try:
             pwd.getpwnam(person.username)
         except KeyError:
+            if (home_base / person.username).exists():
+                clashes.append(f"{person.username} (its home {home_base / person.username} exists)")
             continue
         if person.username not in in_class:
             clashes.append(person.username)
     if clashes:
         raise SetupError(
-            f"these accounts exist already and are not in the groups {groups[0]} or "
-            f"{groups[1]}: {', '.join(clashes)}; pick other names"
+            f"these accounts or their homes exist already outside the groups {groups[0]} "
+            f"and {groups[1]}: {', '.join(clashes)}; pick other names"
         )
 
 
@@ -224,9 +228,22 @@ def _copy_missing(source: Path, target: Path) -> list[Path]:
 
 
 def _mkdir(path: Path, mode: int, uid: int = 0, gid: int = 0) -> None:
+    if path.is_symlink():  # planted by an account that can write the parent: never follow
+        raise SetupError(f"{path} is a symbolic link; expected a folder (remove it and rerun)")
     path.mkdir(parents=True, exist_ok=True)
     os.chown(path, uid, gid)
     os.chmod(path, mode)  # after mkdir: the umask would drop bits such as 0o733's
+
+
+def _write_new_file(path: Path, text: str, gid: int, mode: int) -> None:
+    """Create or replace a root-owned file, never through a symbolic link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    try:
+        os.fchown(fd, 0, gid)
+        os.fchmod(fd, mode)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def add_accounts(people, groups, home_base: Path) -> dict[str, str]:
@@ -310,13 +327,15 @@ def lay_out_class(root: Path, repo: Path, people, groups) -> dict[str, Path]:
         os.chown(item, 0, 0)
         os.chmod(item, 0o755 if item.is_dir() else 0o644)
     # The course root: instructors only; setgid keeps the group on what they create.
+    # Filled on the first run only: afterwards it is the instructors' (root never
+    # writes into a folder that others can write, where a planted link could redirect it).
+    first_run = not paths["grading"].exists()
     _mkdir(paths["grading"], 0o2770, 0, instructors_gid)
-    if not (paths["grading"] / "nbgrader_config.py").exists():
+    if first_run:
         shutil.copy2(repo / "nbgrader_config.py", paths["grading"] / "nbgrader_config.py")
-    _copy_missing(repo / "solutions", paths["grading"] / "solutions")
-    for item in [paths["grading"], *paths["grading"].rglob("*")]:
-        if item.stat().st_uid == 0:  # what this script copied (instructors' files stay theirs)
-            os.chown(item, 0, instructors_gid)
+        _copy_missing(repo / "solutions", paths["grading"] / "solutions")
+        for item in paths["grading"].rglob("*"):
+            os.lchown(item, 0, instructors_gid)
             os.chmod(item, 0o2770 if item.is_dir() else 0o660)
     # The exchange, with nbgrader's own modes (nbgrader/exchange/default/release_*.py).
     course_dir = paths["exchange"] / COURSE_ID
@@ -367,7 +386,7 @@ def create(args) -> None:
         if not NAME.fullmatch(group):
             raise SetupError(f"group name {group!r} is not a valid group name")
     people = read_roster(args.roster)
-    check_accounts(people, groups)
+    check_accounts(people, groups, home_base)
     check_paths(venv, repo, home_base)
     interpreter = venv / "bin" / "python"
     closed = closed_parents(interpreter)
@@ -393,7 +412,10 @@ def create(args) -> None:
     paths = lay_out_class(root, repo, people, groups)
     write_passwords(args.passwords or root / "passwords.txt", passwords)
     for person in people:
-        prepare_home(person, paths["course"], paths["grading"], paths["exchange"])
+        # Only fresh homes: root never writes into a home its owner has used (a
+        # planted link there could redirect root's writes anywhere).
+        if person.username in passwords:
+            prepare_home(person, paths["course"], paths["grading"], paths["exchange"])
     opened = {str(p): stat.S_IMODE(p.stat().st_mode) for p in closed}
     for path in closed:
         os.chmod(path, stat.S_IMODE(path.stat().st_mode) | stat.S_IXOTH)
@@ -421,9 +443,8 @@ def create(args) -> None:
         for p in people
         if p.role == "student"
     )
-    (paths["grading"] / "roster.csv").write_text(roster_csv)
-    os.chown(paths["grading"] / "roster.csv", 0, __import__("grp").getgrnam(groups[1]).gr_gid)
-    os.chmod(paths["grading"] / "roster.csv", 0o660)
+    instructors_gid = __import__("grp").getgrnam(groups[1]).gr_gid
+    _write_new_file(paths["grading"] / "roster.csv", roster_csv, instructors_gid, 0o660)
     print(
         f"class ready in {root}: {len(people)} people, {len(passwords)} new accounts "
         f"(passwords in {args.passwords or root / 'passwords.txt'}, root only).\n"
