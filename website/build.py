@@ -171,6 +171,9 @@ def build(out: Path = DEFAULT_OUT, chapters: list[Path] | None = None) -> Path:
     source = out.parent / f"{out.name}-src"
     files_changed = stage_sources(runs, source)
     run_sphinx(source, out, everything=files_changed or not (out / "index.html").exists())
+    # The theme's JavaScript source maps (3.4 MB) serve only a browser's developer tools.
+    for source_map in (out / "_static").rglob("*.js.map"):
+        source_map.unlink()
     index = out / "index.html"
     print(f"Site built in {time.perf_counter() - start:.1f} s", flush=True)
     return index
