@@ -228,3 +228,17 @@ def test_practice_feedback_when_not_answered_and_bad_question():
     graded_style = Question("Which?", ["one", "two"])
     with pytest.raises(ValueError, match="no key"):
         practice_feedback(graded_style, {"A"})
+
+
+def test_practice_2_d_the_average_sinusoid_is_not_flat():
+    statement_d = QUESTIONS[1].statements[3]
+    assert "flat line" in statement_d and "D" not in QUESTIONS[1].key
+    assert "-1.62 cos x" in QUESTIONS[1].explanations["D"]
+    average = (
+        SinusoidTasks()
+        .sample_functions(20_000, generator=torch.Generator().manual_seed(0))(
+            torch.zeros(1, 1, dtype=torch.float64)
+        )
+        .mean()
+    )
+    assert abs(average.item() + 1.62) < 0.05  # chapter 1's average task at x = 0

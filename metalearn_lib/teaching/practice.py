@@ -63,7 +63,7 @@ def limitations_practice() -> list[Question]:
                 "A widget run at a diversity of the sweep, with the sweep's settings, lands on the "
                 "sweep's point: same recipe, same seeds, same test tasks.",
             ],
-            key={"A", "C", "D", "E"},
+            key={"A", "C", "E"},
             explanations={
                 "A": "True: both runs use the same tasks, iterations and test-time adaptation "
                 "(train_at_diversity); pretraining minimizes the loss before adaptation, MAML "
@@ -72,8 +72,9 @@ def limitations_practice() -> list[Question]:
                 "grow with diversity while MAML's own loss rises too.",
                 "C": "True: at the widest setting of the sweep, look at the advantage panel and "
                 "its 95% interval.",
-                "D": "True: the phases cover half a period or more, so the sines cancel on "
-                "average (chapter 1 shows the average task).",
+                "D": "False: chapter 1 shows that the average of the MAML paper's sinusoids "
+                "is about -1.62 cos x, not flat: the phases cover only half a period, [0, pi], "
+                "so the sines do not cancel, and pretraining learns roughly that curve.",
                 "E": "True: the widget calls the same train_at_diversity as the sweep, and every "
                 "random draw is seeded.",
             },
