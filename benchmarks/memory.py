@@ -32,7 +32,14 @@ from _common import (  # noqa: E402
     write_md,
 )
 
-from metalearn_lib import ALGORITHMS, MLP, SinusoidTasks, parameters_of  # noqa: E402
+from metalearn_lib import (  # noqa: E402
+    ALGORITHMS,
+    MLP,
+    SinusoidTasks,
+    flatten,
+    meta_gradient,
+    parameters_of,
+)
 from metalearn_lib.cost import cost_sweep, peak_memory  # noqa: E402
 from metalearn_lib.reference import loop_meta_gradient  # noqa: E402
 
@@ -108,6 +115,26 @@ def markdown(data: dict, link: str) -> str:
         for a in ALGORITHMS
     ]
     m = fits["maml"]
+    cosines = data["imaml_cosine"]
+    imaml_lines = [
+        "iMAML (its defaults: lam = 1, 5 conjugate-gradient steps) differentiates the solution "
+        "of its inner problem implicitly, so it keeps no graph of the inner steps: its peak goes "
+        f"from {peak('imaml', steps[0]):.2f} MB at {steps[0]} to {peak('imaml', steps[-1]):.2f} MB "
+        f"at {steps[-1]} steps. Cosine of its direction to MAML's on the same batch and start:",
+        "",
+        md_table(
+            ["inner steps"] + [str(k) for k in steps],
+            [
+                ["cos(iMAML lam = 1, MAML)"] + [f"{cosines[str(k)]:.3f}" for k in steps],
+                ["cos(iMAML lam = 1/(k alpha), MAML)"]
+                + [f"{data['imaml_cosine_matched_lam'][str(k)]:.3f}" for k in steps],
+            ],
+        ),
+        "",
+        "(alpha = 0.01, MAML's inner rate: k plain steps of size alpha move phi about as far "
+        "from theta as the proximal problem with lam = 1/(k alpha) lets it.)",
+        "",
+    ]
     return "\n".join(
         [
             "## Memory: what second order costs",
@@ -121,6 +148,7 @@ def markdown(data: dict, link: str) -> str:
             "",
             md_table(["algorithm"] + [f"{k} steps" for k in steps], rows),
             "",
+            *imaml_lines,
             "Straight-line fit of the peak against the number of inner steps:",
             "",
             md_table(
@@ -178,6 +206,16 @@ def main(argv=None) -> dict:
             inner_lr=0.01,
         )
         loop[str(k)] = {"peak_bytes": peak, "peak_mb": peak / 1e6}
+    # iMAML's flat memory is only worth it if its direction still points where MAML's does.
+    # Its default lam = 1, and lam = 1 / (k * inner_lr): k plain steps of size inner_lr move
+    # about as far as the proximal problem with that lam lets phi move from theta.
+    imaml_cosine, matched_cosine = {}, {}
+    for k in steps:
+        kw = dict(inner_steps=k, inner_lr=0.01)
+        maml = flatten(meta_gradient(model, params, batch, algorithm="maml", **kw))
+        for table, lam in [(imaml_cosine, 1.0), (matched_cosine, 1 / (k * 0.01))]:
+            imaml = flatten(meta_gradient(model, params, batch, algorithm="imaml", lam=lam, **kw))
+            table[str(k)] = torch.nn.functional.cosine_similarity(maml, imaml, dim=0).item()
     fits = {}
     for a in ALGORITHMS:
         ys = [results[a][str(k)]["peak_bytes"] for k in steps]
@@ -198,6 +236,8 @@ def main(argv=None) -> dict:
         "results": results,
         "loop_maml": loop,
         "fits": fits,
+        "imaml_cosine": imaml_cosine,
+        "imaml_cosine_matched_lam": matched_cosine,
         "loop_saving": results["maml"][str(steps[-1])]["peak_bytes"]
         / loop[str(steps[-1])]["peak_bytes"],
         "wall_seconds": time.perf_counter() - start,
