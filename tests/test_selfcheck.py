@@ -15,7 +15,12 @@ from metalearn_lib.grading.quiz import Question
 from metalearn_lib.teaching import exercises
 from metalearn_lib.teaching.gradients import cosine_similarity
 from metalearn_lib.teaching.practice import limitations_practice
-from metalearn_lib.teaching.selfcheck import Exercise, SelfCheck, practice_feedback
+from metalearn_lib.teaching.selfcheck import (
+    Exercise,
+    SelfCheck,
+    choice_exercise,
+    practice_feedback,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,6 +56,24 @@ def test_progress_is_per_instance_and_resets(capsys):
     one.check("t.1", 5)  # a later wrong answer: no longer solved
     assert not one.solved("t.1")
     assert "Correct" in capsys.readouterr().out
+
+
+def test_choice_exercises_are_questions_of_the_grading_engine():
+    question = Question(
+        "Which is even?",
+        ["three", "four"],
+        key={"B"},
+        explanations={"A": "Odd.", "B": "Even."},
+    )
+    exercise = choice_exercise(question, ["Divide by two."], "'b'")
+    assert exercise.prompt == "Which is even? (a) three; (b) four."
+    assert exercise.checker("b") == (True, "Even.")
+    assert exercise.checker(" (A) ") == (False, "Odd.")
+    assert exercise.checker("c") == (False, "Answer with one of the letters 'a' or 'b'.")
+    with pytest.raises(ValueError, match="one true statement"):
+        choice_exercise(Question("Which?", ["x", "y"], key={"A", "B"}), [], "")
+    with pytest.raises(TypeError, match="Question"):
+        choice_exercise("Which?", [], "")
 
 
 def test_engine_rejects_bad_input():

@@ -18,10 +18,11 @@ from torch import Tensor, nn
 
 from ..algorithms import adapt, meta_gradient
 from ..checks import Params, ci95
+from ..grading.quiz import Question
 from ..models import MLP, parameters_of
 from ..tasks import SinusoidTasks, TaskBatch
 from .gradients import cosine_similarity
-from .selfcheck import Exercise, SelfCheck
+from .selfcheck import Exercise, SelfCheck, choice_exercise
 
 __all__ = [
     "COURSE",
@@ -78,22 +79,6 @@ def _check_1_2(answer: object) -> tuple[bool, str]:
     if _close(value, -target, 0.1):
         return False, "Right size, wrong sign: sin(0 - phi) = -sin(phi)."
     return False, f"{value:.3g} is not it."
-
-
-def _check_1_3(answer: object) -> tuple[bool, str]:
-    if not isinstance(answer, str):
-        return False, "Answer with one of the letters 'a', 'b' or 'c'."
-    choice = answer.strip().lower()
-    if choice == "a":
-        return True, (
-            "Only the support set may be used to adapt; the query set judges the adapted "
-            "model, like a test set, and at meta-test time its labels are unknown."
-        )
-    if choice == "b":
-        return False, "Adapting on the query set would grade the model on the data it fit."
-    if choice == "c":
-        return False, "If the query labels were used to adapt, the query loss would be no test."
-    return False, "Answer with one of the letters 'a', 'b' or 'c'."
 
 
 # -- chapter 2 -------------------------------------------------------------
@@ -212,26 +197,6 @@ def _check_3_2(answer: object) -> tuple[bool, str]:
     )
 
 
-def _check_3_3(answer: object) -> tuple[bool, str]:
-    if not isinstance(answer, str):
-        return False, "Answer with one of the letters 'a', 'b' or 'c'."
-    choice = answer.strip().lower()
-    if choice == "b":
-        return True, (
-            "With one step, theta - phi = alpha * grad L_S(theta): the gradient of the "
-            "support loss at theta, i.e. ordinary training on all tasks, as Nichol et al. (2018) "
-            "note. Reptile needs two or more inner steps to differ from it."
-        )
-    if choice == "a":
-        return (
-            False,
-            "MAML's gradient involves the query loss at phi; one Reptile step never sees it.",
-        )
-    if choice == "c":
-        return False, "Reptile adapts on the support set and never differentiates a query loss."
-    return False, "Answer with one of the letters 'a', 'b' or 'c'."
-
-
 # -- chapter 5 -------------------------------------------------------------
 
 
@@ -249,20 +214,6 @@ def _check_5_1(answer: object) -> tuple[bool, str]:
     if len(shape) != 5:
         return False, "The query images are [episodes, images, channels, height, width]."
     return False, f"{shape} is not it."
-
-
-def _check_5_2(answer: object) -> tuple[bool, str]:
-    choice = str(answer).strip().lower().strip("()'\". ")
-    if choice == "b":
-        return True, (
-            "Labels are assigned to classes at random in every episode, so before seeing the "
-            "support set no network can know which label means which class: 1/N on average."
-        )
-    if choice == "a":
-        return False, "The meta-learned networks are trained, yet they too start at 20%."
-    if choice == "c":
-        return False, "It is exactly what the maths predicts; no bug needed."
-    return False, "Answer with one of the letters 'a', 'b' or 'c'."
 
 
 def chapter5_exercise_accuracies() -> Tensor:
@@ -312,10 +263,18 @@ EXERCISES: dict[str, Exercise] = {
         "fns = SinusoidTasks().sample_functions(100_000, generator=gen)\n"
         "fns(torch.zeros(1, 1, dtype=torch.float64)).mean()  # about -(2/pi) * 2.55 = -1.62",
     ),
-    "1.3": Exercise(
-        "At meta-test time, what may the model use to adapt to a new task? "
-        "(a) the support set only; (b) the query set only; (c) both.",
-        _check_1_3,
+    "1.3": choice_exercise(
+        Question(
+            "At meta-test time, what may the model use to adapt to a new task?",
+            ["the support set only", "the query set only", "both"],
+            key={"A"},
+            explanations={
+                "A": "Only the support set may be used to adapt; the query set judges the "
+                "adapted model, like a test set, and at meta-test time its labels are unknown.",
+                "B": "Adapting on the query set would grade the model on the data it fit.",
+                "C": "If the query labels were used to adapt, the query loss would be no test.",
+            },
+        ),
         [
             "Which of the two sets is used to *measure* how well the adapted model does?",
             "A measurement on the data you just fit says little about new points.",
@@ -384,10 +343,24 @@ EXERCISES: dict[str, Exercise] = {
         "    v = torch.cat([b[n].reshape(-1) for n in a])\n"
         "    return (u @ v / (u.norm() * v.norm())).item()",
     ),
-    "3.3": Exercise(
-        "Reptile with ONE inner step moves theta along: (a) MAML's meta-gradient; "
-        "(b) the gradient of the support loss at theta; (c) the query-loss gradient at phi.",
-        _check_3_3,
+    "3.3": choice_exercise(
+        Question(
+            "Reptile with ONE inner step moves theta along:",
+            [
+                "MAML's meta-gradient",
+                "the gradient of the support loss at theta",
+                "the query-loss gradient at phi",
+            ],
+            key={"B"},
+            explanations={
+                "A": "MAML's gradient involves the query loss at phi; one Reptile step never "
+                "sees it.",
+                "B": "With one step, theta - phi = alpha * grad L_S(theta): the gradient of the "
+                "support loss at theta, i.e. ordinary training on all tasks, as Nichol et al. "
+                "(2018) note. Reptile needs two or more inner steps to differ from it.",
+                "C": "Reptile adapts on the support set and never differentiates a query loss.",
+            },
+        ),
         [
             "Write theta - phi for phi = theta - alpha grad L_S(theta).",
             "Which loss, evaluated where, appears in that difference?",
@@ -405,11 +378,23 @@ EXERCISES: dict[str, Exercise] = {
         "tasks.sample(2, 3, 4, generator=torch.Generator().manual_seed(0)).query_x.shape\n"
         "# torch.Size([2, 20, 1, 8, 8])",
     ),
-    "5.2": Exercise(
-        "Before adaptation (0 steps) every method scores about 20% on 5-way episodes. Why? "
-        "(a) the networks are untrained; (b) labels are assigned to classes at random in "
-        "each episode; (c) a bug in the evaluation.",
-        _check_5_2,
+    "5.2": choice_exercise(
+        Question(
+            "Before adaptation (0 steps) every method scores about 20% on 5-way episodes. Why?",
+            [
+                "the networks are untrained",
+                "labels are assigned to classes at random in each episode",
+                "a bug in the evaluation",
+            ],
+            key={"B"},
+            explanations={
+                "A": "The meta-learned networks are trained, yet they too start at 20%.",
+                "B": "Labels are assigned to classes at random in every episode, so before "
+                "seeing the support set no network can know which label means which class: "
+                "1/N on average.",
+                "C": "It is exactly what the maths predicts; no bug needed.",
+            },
+        ),
         [
             "Is label 0 the same class in two different episodes?",
             "What could a fixed network, which has not seen the support set, know about "

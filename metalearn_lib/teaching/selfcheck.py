@@ -5,10 +5,11 @@
   progress through them (hints shown, exercises solved): its ``check`` says
   whether an answer is right and, if not, what is wrong and the next hint;
   the solution only comes when asked for.
-* Multiple-choice practice questions are the grading engine's
-  :class:`~metalearn_lib.grading.quiz.Question` (the same engine the graded quiz uses);
-  :func:`practice_feedback` checks an answer to one and explains every
-  statement, without a traceback.
+* Multiple-choice questions are the grading engine's
+  :class:`~metalearn_lib.grading.quiz.Question` (the same engine the graded quiz
+  uses): :func:`choice_exercise` makes a one-letter exercise of one, and
+  :func:`practice_feedback` checks a select-all-that-apply answer and explains
+  every statement, without a traceback.
 
 The exercises themselves are in :mod:`metalearn_lib.teaching.exercises` and
 :mod:`metalearn_lib.teaching.practice`.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 from ..grading.quiz import Question
 
-__all__ = ["Exercise", "PracticeFeedback", "SelfCheck", "practice_feedback"]
+__all__ = ["Exercise", "PracticeFeedback", "SelfCheck", "choice_exercise", "practice_feedback"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,31 @@ class Exercise:
     checker: Callable[[object], tuple[bool, str]]
     hints: Sequence[str]
     answer: str
+
+
+def choice_exercise(question: Question, hints: Sequence[str], answer: str) -> Exercise:
+    """A one-letter multiple-choice exercise built on a practice :class:`Question`.
+
+    ``question`` has exactly one true statement and an explanation per
+    statement. The exercise's prompt lists the statements as (a), (b), ...;
+    the learner answers with one letter (any case, e.g. ``"b"``), and the
+    feedback is the explanation of the chosen statement.
+    """
+    if not isinstance(question, Question):
+        raise TypeError(f"question must be a Question, got {type(question).__name__}")
+    if question.key is None or len(question.key) != 1 or not question.explanations:
+        raise ValueError("question must have exactly one true statement and explanations")
+    letters = [letter.lower() for letter in question.letters]
+    choices = "; ".join(f"({x}) {s}" for x, s in zip(letters, question.statements))
+    asked = ", ".join(f"'{x}'" for x in letters[:-1]) + f" or '{letters[-1]}'"
+
+    def checker(given: object) -> tuple[bool, str]:
+        choice = str(given).strip().strip("()'\". ").upper()
+        if choice not in question.letters:
+            return False, f"Answer with one of the letters {asked}."
+        return choice in question.key, question.explanations[choice]
+
+    return Exercise(f"{question.prompt} {choices}.", checker, hints, answer)
 
 
 class SelfCheck:
