@@ -368,12 +368,13 @@ of CPU in 30 s, all together.
 available before the hub started and 2 GiB kept back for the system, the hub and the proxy,
 memory allows about **{cap_idle} students with an idle kernel each**, or about
 **{cap_loaded} whose kernels have imported the course library and torch** (the realistic
-number once a chapter runs, before any training, which adds its own tensors). Memory is not
-the limit that bites first: the 2 cores are. Idle servers cost almost no CPU, but every
-student who runs a chapter's training cell keeps a core busy for seconds to minutes (one torch
-thread each), so two students training at the same moment already share this machine. For a
-class working in the same hour, plan on about one core per two or three students who train at
-once, and the memory above; beyond that, Kubernetes (docs/classroom.md, section 7).
+number once a chapter runs, before any training, which adds its own tensors; this run
+trained nothing). Memory is not the limit that bites first: the 2 cores are. Idle servers
+cost almost no CPU, but a student who runs a chapter's training cell keeps one core busy
+(one torch thread) for as long as it trains, so at most two students train at full speed at
+the same moment on this machine, and every further one slows all of them down in proportion.
+Size a server for a class by the number of students who train at the same time, one core
+each; beyond one server, Kubernetes (docs/classroom.md, section 7).
 """
     path.write_text(text)
 
