@@ -49,13 +49,16 @@ from metalearn_lib import (  # noqa: E402
     meta_train,
     pretrain,
 )
+from metalearn_lib.protonets import evaluate_protonet, train_protonet  # noqa: E402
+from metalearn_lib.variants import AnnealedStepWeights  # noqa: E402
 
 NAME = "classification"
 WAYS = 5
 SHOTS = (1, 5)
 ALGORITHMS = tuple(ALGORITHMS)  # the registry's algorithms when this script starts
-LABELS = algorithm_labels() | {"pretrain": "pretrain + fine-tune"}
-COLORS = {a: algorithm_color(a) for a in ALGORITHMS} | {"pretrain": "black"}
+LABELS = algorithm_labels() | {"pretrain": "pretrain + fine-tune", "protonet": "ProtoNets"}
+COLORS = {a: algorithm_color(a) for a in ALGORITHMS} | {"pretrain": "black", "protonet": "grey"}
+METHODS = (*ALGORITHMS, "pretrain", "protonet")
 # Reptile paper (Nichol et al. 2018, arXiv:1803.02999 v3), Table 2, Omniglot 5-way 1-shot (%).
 PAPER_OMNIGLOT_1SHOT = {"maml": 98.7, "fomaml": 98.3, "reptile": 97.68}
 
@@ -66,7 +69,7 @@ FULL = dict(
     queries=3,
     meta_lr=3e-3,
     inner_lr=0.4,
-    inner_steps={"maml": 1, "fomaml": 1, "reptile": 3},
+    inner_steps={"maml": 1, "fomaml": 1, "reptile": 3, "imaml": 3, "mamlpp": 3},
     pretrain_iterations=1000,
     pretrain_lr=3e-3,
     baseline_lr=0.1,
@@ -89,7 +92,7 @@ def _data():
     return train_classes, FewShotTasks(train_classes, ways=WAYS), FewShotTasks(test_classes, WAYS)
 
 
-def _test(model, params, test_tasks, settings: dict, shots: int, lr: float) -> dict:
+def _test(model, params, test_tasks, settings: dict, shots: int, lr: float, algorithm=None) -> dict:
     ev = evaluate(
         model,
         params,
@@ -102,6 +105,7 @@ def _test(model, params, test_tasks, settings: dict, shots: int, lr: float) -> d
         seed=2024,
         loss_fn=F.cross_entropy,
         metric_fn=accuracy,
+        algorithm=algorithm,  # each algorithm adapts its own way (ANIL: the head only, ...)
     )
     return {
         "steps": list(ev.steps),
@@ -133,13 +137,66 @@ def run_meta(settings: dict, shots: int) -> dict:
             iterations=settings["iterations"],
             seed=shots,
             loss_fn=F.cross_entropy,
+            options=_options(algorithm, settings),
             progress=False,
         )
         results["train_seconds"][key] = time.perf_counter() - start
         results["histories"][key] = history.smoothed(50)
         results["accuracy"][key] = _test(
-            net, params, test_tasks, settings, shots, settings["inner_lr"]
+            net, params, test_tasks, settings, shots, settings["inner_lr"], algorithm
         )
+    return results
+
+
+def _options(algorithm: str, settings: dict) -> dict:
+    """Learned rates start at the inner lr; MAML++ anneals its step weights over half the run."""
+    if algorithm == "metasgd":
+        return {"init_lr": settings["inner_lr"]}
+    if algorithm == "mamlpp":
+        weights = AnnealedStepWeights(max(1, settings["iterations"] // 2))
+        return {"step_weights": weights, "init_lr": settings["inner_lr"]}
+    return {}
+
+
+def run_protonet(settings: dict) -> dict:
+    """ProtoNets: the same ConvNet body, trained episodically; nearest class mean at test."""
+    setup()
+    _, train_tasks, test_tasks = _data()
+    net = ConvNet(out_features=WAYS, hidden=settings["hidden"], norm="batch", seed=0)
+    results: dict = {"histories": {}, "accuracy": {}, "train_seconds": {}}
+    for shots in SHOTS:
+        key = f"protonet_{shots}shot"
+        print(f"training {key} ...", flush=True)
+        start = time.perf_counter()
+        params, history = train_protonet(
+            net,
+            train_tasks,
+            ways=WAYS,
+            shots=shots,
+            queries=settings["queries"],
+            iterations=settings["iterations"],
+            meta_batch_size=settings["meta_batch_size"],
+            lr=settings["meta_lr"],
+            seed=shots,
+            progress=False,
+        )
+        results["train_seconds"][key] = time.perf_counter() - start
+        results["histories"][key] = history.smoothed(50)
+        ev = evaluate_protonet(
+            net,
+            params,
+            test_tasks,
+            ways=WAYS,
+            num_tasks=settings["test_episodes"],
+            shots=shots,
+            queries=settings["test_queries"],
+            seed=2024,
+        )
+        results["accuracy"][key] = {
+            "steps": list(ev.steps),
+            "mean": [100 * m for m in ev.metric_mean],
+            "ci95": [100 * c for c in ev.metric_ci95],
+        }
     return results
 
 
@@ -176,7 +233,10 @@ def run_baseline(settings: dict) -> dict:
 
 def run(settings: dict, quick: bool) -> dict:
     """Everything; the full run uses two processes (one per number of shots)."""
-    jobs = [(run_meta, (settings, shots)) for shots in SHOTS] + [(run_baseline, (settings,))]
+    jobs = [(run_meta, (settings, shots)) for shots in SHOTS] + [
+        (run_baseline, (settings,)),
+        (run_protonet, (settings,)),
+    ]
     if quick:
         parts = [function(*arguments) for function, arguments in jobs]
     else:
@@ -197,8 +257,11 @@ def plots(results: dict, settings: dict, out: Path) -> list[str]:
     links = []
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, shots in zip(axes, SHOTS):
-        for method in (*ALGORITHMS, "pretrain"):
+        for method in METHODS:
             acc = results["accuracy"][f"{method}_{shots}shot"]
+            if acc["steps"] == [0]:  # no adaptation steps (ProtoNets): a level line
+                ax.axhline(acc["mean"][0], color=COLORS[method], ls="--", label=LABELS[method])
+                continue
             ax.errorbar(
                 acc["steps"],
                 acc["mean"],
@@ -223,6 +286,10 @@ def plots(results: dict, settings: dict, out: Path) -> list[str]:
     for key, curve in results["histories"].items():
         if key == "pretrain":
             continue
+        if key.startswith("protonet"):
+            method, shots = "protonet", key.split("_")[1]
+            ax.plot(curve, label=f"{LABELS[method]}, {shots}", color="grey", ls=":")
+            continue
         method, shots = key.split("_")
         ax.plot(curve, label=f"{LABELS[method]}, {shots}", ls="-" if shots == "1shot" else "--")
     ax.set(
@@ -239,12 +306,12 @@ def plots(results: dict, settings: dict, out: Path) -> list[str]:
 def markdown(results: dict, settings: dict, links: list[str], quick: bool, wall: float) -> str:
     best_steps = settings["test_steps"]
     rows = []
-    for method in (*ALGORITHMS, "pretrain"):
+    for method in METHODS:
         row = [LABELS[method]]
         for shots in SHOTS:
             acc = results["accuracy"][f"{method}_{shots}shot"]
             for k in (1, best_steps[-1]):
-                i = acc["steps"].index(k)
+                i = acc["steps"].index(k) if k in acc["steps"] else 0  # ProtoNets: no steps
                 row.append(f"{acc['mean'][i]:.1f} ± {acc['ci95'][i]:.1f}")
         row.append(PAPER_OMNIGLOT_1SHOT.get(method, "-"))
         rows.append(row)
@@ -267,14 +334,20 @@ support set with plain gradient descent. Data: scikit-learn's 8x8 handwritten di
 with 90/180/270-degree rotations as extra classes; digits 2, 5 and 7 (12 classes) are
 the meta-test classes, the other 28 classes meta-train. Network: `ConvNet`, 3 blocks of
 {settings["hidden"]} filters, batch norm with batch statistics (transductive, as in the MAML
-code). MAML and FOMAML: 1 inner step, Reptile: 3 (with one step Reptile is plain
-training), inner lr {settings["inner_lr"]}, Adam {settings["meta_lr"]}, {settings["iterations"]}
+code). MAML, FOMAML, ANIL and Meta-SGD: 1 inner step, Reptile, iMAML and MAML++: 3 (with
+one step Reptile is plain training; MAML++ anneals its multi-step loss weights to the last
+step over the first half of the run); each adapts at test time its own way (ANIL the
+head only, Meta-SGD and MAML++ with their learned rates, iMAML on its proximal problem),
+inner lr {settings["inner_lr"]}, Adam {settings["meta_lr"]}, {settings["iterations"]}
 iterations of {settings["meta_batch_size"]} episodes, {settings["queries"]} query images per
 class, trained separately for 1 and 5 shots. Baseline: one 28-way classifier trained
 on all meta-training images ({settings["pretrain_iterations"]} Adam steps of 128 images),
 then a new zero head and fine-tuning of all layers on the support set (lr
 {settings["baseline_lr"]}). Test: lr {settings["inner_lr"]} for the meta-learned
-initializations.
+initializations. ProtoNets (Snell et al. 2017): the same ConvNet body (its head unused),
+trained episodically with the same iterations, episodes and Adam rate; a query image goes
+to the class whose mean support embedding is nearest (no adaptation steps, so both step
+columns show the same number).
 
 {md_table(headers, rows)}
 
