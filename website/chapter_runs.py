@@ -11,12 +11,21 @@ chapter is therefore never executed twice, by ``make site`` or by the tests;
 change the notebook or the library and it runs again. Failed runs are never
 written to the cache, so a failure is always re-examined.
 
+After the last cell, while the kernel still runs, the executor evaluates the
+chapter's *probes*: named Python expressions declared as a literal ``PROBES``
+dict in ``tests/claims/test_<chapter stem>.py``. Their values, as JSON, go into
+the run record (``ChapterRun.probes``; a probe that fails or gives something
+not JSON-serialisable lands in ``ChapterRun.probe_errors``), and the claim tests
+assert the chapter's sentences on them. The probe cell is removed again, so it
+never shows in the notebook, and the probes are part of the cache key.
+
 The cache lives in ``_build/chapter-cache/`` (git-ignored); ``CHAPTER_CACHE_DIR``
 moves it.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -31,12 +40,15 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "course"
 LIBRARY = ROOT / "metalearn_lib"
+CLAIMS = ROOT / "tests" / "claims"
 DEFAULT_CACHE = ROOT / "_build" / "chapter-cache"
 # Bump when the way chapters are executed changes, so old cache entries are ignored.
-EXECUTOR_VERSION = "2"
+EXECUTOR_VERSION = "3"
 TIMEOUT_S = 600
 #: Notebook metadata key: the first non-empty PNG each ``ipywidgets.Image`` showed, by model id.
 FIRST_PICTURES = "course_first_pictures"
+#: MIME type of the (removed) probe cell's single output: the probes' values as a JSON string.
+PROBES_MIME = "text/x-course-probes"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -50,6 +62,8 @@ class ChapterRun:
     cpu_seconds: float
     errors: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
+    probes: dict = field(default_factory=dict)  # probe name -> JSON value
+    probe_errors: dict = field(default_factory=dict)  # probe name -> what went wrong
     from_cache: bool = False
     notebook: nbformat.NotebookNode | None = field(default=None, repr=False)
 
@@ -75,17 +89,91 @@ def cache_dir() -> Path:
 def _library_digest() -> hashlib._Hash:
     digest = hashlib.sha256(EXECUTOR_VERSION.encode())
     for path in sorted(LIBRARY.rglob("*.py")):
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0")
+        digest.update(str(path.relative_to(LIBRARY)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     digest.update((ROOT / "requirements.txt").read_bytes())
     return digest
 
 
 def cache_key(path: Path) -> str:
-    """sha256 of the notebook, the library sources and the course's pins."""
+    """sha256 of the notebook, the library sources, the course's pins and the chapter's probes."""
     digest = _library_digest()
     digest.update(b"\0notebook\0" + Path(path).read_bytes())
+    probes = chapter_probes(path)
+    if probes:  # only the probes count: editing a claim test's assertions re-executes nothing
+        digest.update(b"\0probes\0" + json.dumps(probes, sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def probe_file(path: Path) -> Path:
+    """Where a chapter's probes and claim tests live: ``tests/claims/test_<stem>.py``."""
+    return CLAIMS / f"test_{Path(path).stem}.py"
+
+
+def chapter_probes(path: Path) -> dict[str, str]:
+    """The chapter's probes, ``{name: expression}``, read without importing the claim test file.
+
+    ``PROBES`` must be a top-level assignment of a literal dict of strings, so the
+    executor (and the site build, which has no pytest) can read it with ``ast``.
+    A chapter without a claim test file has no probes.
+    """
+    source = probe_file(path)
+    if not source.is_file():
+        return {}
+    for node in ast.parse(source.read_text(), filename=str(source)).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(isinstance(t, ast.Name) and t.id == "PROBES" for t in targets):
+            try:
+                probes = ast.literal_eval(node.value)
+            except ValueError as error:
+                raise ValueError(f"{source}: PROBES must be a literal dict ({error})") from None
+            if not isinstance(probes, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in probes.items()
+            ):
+                raise ValueError(f"{source}: PROBES must map names (str) to expressions (str)")
+            return probes
+    return {}
+
+
+def _probe_source(probes: dict[str, str]) -> str:
+    """A cell that evaluates every probe in the chapter's namespace and displays the values."""
+    return f"""def _course_probe_values():
+    import json
+    import warnings
+
+    from IPython.display import display
+
+    def plain(value):
+        if hasattr(value, "tolist"):  # torch tensors, NumPy arrays and scalars
+            return value.tolist()
+        raise TypeError(f"not JSON-serialisable: {{type(value).__name__}}")
+
+    values, errors = {{}}, {{}}
+    for name, expression in {probes!r}.items():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                values[name] = json.loads(json.dumps(eval(expression, globals()), default=plain))
+        except Exception as error:
+            errors[name] = f"{{type(error).__name__}}: {{error}}"
+    text = json.dumps({{"values": values, "errors": errors}})
+    display({{{PROBES_MIME!r}: text}}, raw=True)
+
+
+_course_probe_values()
+del _course_probe_values
+"""
+
+
+def _probe_results(cell) -> tuple[dict, dict]:
+    """(values, errors) from the executed probe cell's output."""
+    for output in cell.get("outputs", []):
+        text = output.get("data", {}).get(PROBES_MIME)
+        if text is not None:
+            found = json.loads(text)
+            return found["values"], found["errors"]
+    outputs = [o.get("output_type") for o in cell.get("outputs", [])]
+    return {}, {"*": f"the probe cell did not run or gave no values (outputs: {outputs})"}
 
 
 def _name(path: Path) -> str:
@@ -157,6 +245,9 @@ def _execute(path: Path, key: str) -> ChapterRun:
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
+    probes = chapter_probes(path)
+    if probes:  # evaluated after the last cell, in the same kernel; removed again below
+        nb.cells.append(nbformat.v4.new_code_cell(_probe_source(probes)))
     client = _first_picture_client(
         nb,
         timeout=TIMEOUT_S,
@@ -178,6 +269,7 @@ def _execute(path: Path, key: str) -> ChapterRun:
     # The kernel is a child process, reaped when execute() shuts it down: its CPU
     # time says how much work the chapter is, even on a busy machine.
     cpu = _children_cpu_seconds() - cpu_before
+    values, probe_errors = _probe_results(nb.cells.pop()) if probes else ({}, {})
     errors = error_outputs(nb)
     if failure:
         errors.append(failure)
@@ -188,6 +280,8 @@ def _execute(path: Path, key: str) -> ChapterRun:
         cpu_seconds=round(cpu, 1),
         errors=errors,
         stderr=stderr_outputs(nb),
+        probes=values,
+        probe_errors=probe_errors,
         notebook=nb,
     )
 
