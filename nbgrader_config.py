@@ -13,11 +13,15 @@ here, or use the Makefile targets ``release``, ``autograde``, ``feedback``,
 
 Besides the directory names this file hardens grading:
 
+* every verdict is decided in the grader's process, from the records the
+  test cells gather and references the kernel never sees
+  (``metalearn_lib/grading/verdicts.py``: :class:`HideGraderKeys` before
+  execution, :class:`DecideVerdicts` after it);
+* each submission's kernel runs in a bubblewrap sandbox
+  (``metalearn_lib/grading/sandbox.py``, :class:`SandboxedExecute`), which
+  also restarts a kernel the notebook kills and replays the cells above;
 * a per-cell timeout (``Execute.timeout``) well above the slowest honest cell;
 * test cells and grade cells a student deleted are put back;
-* a kernel that a submission kills (``os._exit``, a segfault, ...) is
-  restarted and the cells above are replayed, so the rest of the notebook
-  still gets graded (:class:`RecoveringExecute`);
 * feedback HTML never shows hidden tests, mark schemes, or the source lines
   a traceback quotes from a test cell (:class:`HideTestTracebacks`).
 """

@@ -9,7 +9,7 @@ instructor releases the quiz (``variants_quiz``) and one coding assignment
 * **ada** gets everything right, but first submits the quiz blank and then
   submits it again: the later submission is the one graded;
 * **ben** is partly right (partial credit on the quiz by the documented
-  rule of :mod:`metalearn_lib.quiz`, one of three functions right);
+  rule of :mod:`metalearn_lib.grading.quiz`, one of three functions right);
 * **cy** hands in blank notebooks, and the quiz after its due date.
 
 The instructor collects, autogrades, generates and releases feedback; the
@@ -67,7 +67,7 @@ BEN_QUIZ = {
 
 
 def fraction(answer: set[str], key: frozenset[str], letters: str) -> float:
-    """The quiz rule as metalearn_lib/quiz.py documents it: max(0, (right - wrong) / n)."""
+    """The quiz rule as metalearn_lib/grading/quiz.py documents it: max(0, (right - wrong) / n)."""
     if not answer or not answer <= set(letters):
         return 0.0
     right = sum((letter in answer) == (letter in key) for letter in letters)
@@ -184,7 +184,8 @@ def test_students_fetch_the_student_version(cycle):
     for name, nb in cycle["released"].items():
         text = "\n".join(cell.source for cell in nb.cells)
         assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
-        assert "hashed_score(" not in text, f"{name}: the grading call must stay hidden"
+        assert "record_answer(" not in text, f"{name}: the grading call must stay hidden"
+        assert "grader-key" not in text, f"{name}: the hashed key must stay hidden"
         assert not cycle["secrets"] & {" ".join(ln.split()) for ln in text.splitlines()}
 
 
@@ -267,7 +268,8 @@ def test_feedback_holds_only_the_students_own_work(cycle, who):
         leaked = {line for line in cycle["secrets"] - own_lines if line in text}
         assert not leaked, f"{who}'s {name} feedback shows instructor-only lines: {leaked}"
         assert "HIDDEN TESTS" not in text and "MARK SCHEME" not in text
-        assert "hashed_score(answer" not in text, "the grading call (with the hashed key) leaked"
+        assert "grader-key" not in text, "the hashed key leaked"
+        assert "grading-record" not in text, "a grading record leaked"
 
 
 def test_feedback_shows_the_students_score(cycle):

@@ -509,7 +509,7 @@ def test_each_rejected_record_says_why(graded, course: Path):
     assert "uses meta_gradient from the library" in code["test_maml_meta_gradient"]
     assert "wrong on" in code["test_adapt_k"]
     first = _test_outputs(course, "cheater", "first_order")
-    assert "not this test's cases" in first["test_fomaml"]
+    assert "the record does not hold the 3 cases" in first["test_fomaml"]
     # Records never stay in the graded notebook, in any cell.
     for student in ("right", "cheater", "hostile"):
         for assignment in ASSIGNMENTS:

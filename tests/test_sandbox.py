@@ -95,8 +95,9 @@ for name, action in [("read", read), ("gradebook", gradebook), ("delete", delete
     attempt(name, action)
 print("UID", os.getuid(), "SEES", sorted(os.listdir("/")))
 copies = [open(f).read() for f in os.listdir(".") if f.endswith(".ipynb")]
-history = "\n".join(get_ipython().user_ns["In"])
-print("COPIES", len(copies), "KEYS", any("grader-key" in text for text in copies + [history]))
+history = "\\n".join(get_ipython().user_ns["In"])
+marker = "grader" + "-key"  # not spelled out: this cell is in the history too
+print("COPIES", len(copies), "KEYS", any(marker in text for text in copies + [history]))
 answer_4 = {set(keys[4])!r}
 """
     cell_by_id(nb, "answer_4").source = attack
@@ -155,7 +156,8 @@ def test_the_vandal_earns_its_answers_and_everyone_else_keeps_theirs(sandboxed):
     scores = sandboxed["scores"]
     assert scores[(QUIZ, "victim")] == pytest.approx(9.0)
     assert scores[(QUIZ, "vandal")] == pytest.approx(4.0)
-    assert max(sandboxed["auto_scores"]) <= 1.0  # no UPDATE reached the gradebook
+    scored = [s for s in sandboxed["auto_scores"] if s is not None]
+    assert scored and max(scored) <= 1.0  # no UPDATE reached the gradebook
     assert sandboxed["victim_file"].read_bytes() == sandboxed["victim_bytes"]
     assert (sandboxed["course"] / "solutions" / QUIZ / f"{QUIZ}.ipynb").exists()
 
@@ -199,11 +201,10 @@ def _kernel_uid_outside(connection_file: str) -> int:
             status = (proc / "status").read_text()
         except OSError:
             continue
-        if b"ipykernel_launcher" in cmdline and connection_file.encode() in cmdline:
-            if not any(part.endswith(b"bwrap") for part in cmdline[:1]):
-                return int(
-                    next(ln for ln in status.splitlines() if ln.startswith("Uid:")).split()[1]
-                )
+        program = os.path.basename(cmdline[0].decode(errors="replace"))
+        if program.startswith("python") and connection_file.encode() in cmdline:
+            uid_line = next(ln for ln in status.splitlines() if ln.startswith("Uid:"))
+            return int(uid_line.split()[1])
     raise AssertionError("kernel process not found")
 
 
@@ -216,13 +217,12 @@ def test_the_kernel_runs_unprivileged_as_seen_from_outside(tmp_path):
         km = SandboxedKernelManager(kernel_name="python3")
         await km.start_kernel(cwd=str(folder))
         try:
-            uid = _kernel_uid_outside(km.connection_file)
             kc = km.client()
             kc.start_channels()
             await kc.wait_for_ready(timeout=60)
-            kc.execute(
-                "import os; print(open('data.txt').read(), os.path.exists('" + str(tmp_path) + "'))"
-            )
+            uid = _kernel_uid_outside(km.connection_file)  # once ready: setpriv has run
+            outside = str(tmp_path)
+            kc.execute(f"import os; print(open('data.txt').read(), os.path.exists({outside!r}))")
             text = ""
             while "True" not in text and "False" not in text:
                 msg = await kc.get_iopub_msg(timeout=30)
