@@ -26,13 +26,12 @@ What this file sets up
 * **Network**: hub, proxy and single-user servers listen on 127.0.0.1 only.
   Put a TLS-terminating reverse proxy in front to open it to a class.
 
-This example uses ``SimpleLocalProcessSpawner``: all servers run as the
-operating-system user who started the hub, with a separate HOME each. It needs
-no system accounts, so it runs on a laptop, in CI and in the tests, but it does
-not isolate students from each other. For a real class switch to system
-accounts (``LocalProcessSpawner``, or ``SystemdSpawner``) or to containers
-(``DockerSpawner``, or ``KubeSpawner`` with Zero to JupyterHub): see
-docs/classroom.md.
+The default (workshop) mode uses ``SimpleLocalProcessSpawner``: all servers
+run as the operating-system user who started the hub, with a separate HOME
+each. It needs no system accounts, so it runs on a laptop, in CI and in the
+tests, but it does not isolate students from each other. For a real class use
+the isolated mode below (one account per person), or containers on Kubernetes
+(docs/classroom.md, sections 6 and 7).
 
 Settings (environment variables)
 --------------------------------
