@@ -1,4 +1,10 @@
-"""Experiment 1 of chapter 4: what second order costs, and what first order gives up."""
+"""Experiment 1 of chapter 4: what second order costs, and what first order gives up.
+
+* :func:`cost_of_second_order` - time and memory against inner steps, and the
+  same-budget training runs;
+* :func:`architecture_cost_sweep` - time and memory as the network gets
+  deeper or wider (chapter 3's cost lab varied only the inner steps).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ from tqdm.auto import tqdm
 
 from ...algorithms import ALGORITHMS, algorithm_label
 from ...checks import check_bool, check_int
-from ...cost import StepCost, cost_sweep
+from ...cost import StepCost, cost_sweep, measure_step_cost
+from ...models import MLP
 from ...tasks import SinusoidTasks
 from ...training import evaluate, meta_train
 from .recipe import (
@@ -26,7 +33,12 @@ from .recipe import (
     with_interval,
 )
 
-__all__ = ["CostOfSecondOrder", "cost_of_second_order"]
+__all__ = [
+    "ArchitectureCost",
+    "CostOfSecondOrder",
+    "architecture_cost_sweep",
+    "cost_of_second_order",
+]
 
 
 @dataclass
@@ -197,3 +209,165 @@ def cost_of_second_order(
         evaluation = evaluate(model, params, tasks, **settings.eval_kwargs())
         runs[algorithm] = AlgorithmRun(algorithm, params, history, evaluation)
     return CostOfSecondOrder(costs, runs, train_inner_steps, settings)
+
+
+@dataclass
+class ArchitectureCost:
+    """Result of :func:`architecture_cost_sweep`.
+
+    Attributes
+    ----------
+    depths, widths : tuple of int
+        Hidden layers, and units per hidden layer, of the networks measured.
+    base_depth, base_width : int
+        The depth used when sweeping the width, and the width used when sweeping the depth.
+    inner_steps : int
+        Inner steps of every meta-step measured.
+    by_depth, by_width : dict of str to list of StepCost
+        Per algorithm, one measurement per depth (at ``base_width``) and per
+        width (at ``base_depth``).
+    parameters : dict of (depth, width) to int
+        Number of weights of each network.
+    """
+
+    depths: tuple[int, ...]
+    widths: tuple[int, ...]
+    base_depth: int
+    base_width: int
+    inner_steps: int
+    by_depth: dict[str, list[StepCost]]
+    by_width: dict[str, list[StepCost]]
+    parameters: dict[tuple[int, int], int]
+
+    def ratio(self, axis: str, what: str, algorithm: str = "maml") -> float:
+        """Largest network's cost over the smallest one's along ``axis`` ("depth" or "width").
+
+        ``what`` is ``"milliseconds"`` or ``"peak_bytes"``.
+        """
+        if axis not in ("depth", "width"):
+            raise ValueError(f"axis must be 'depth' or 'width', got {axis!r}")
+        if what not in ("milliseconds", "peak_bytes"):
+            raise ValueError(f"what must be 'milliseconds' or 'peak_bytes', got {what!r}")
+        costs = (self.by_depth if axis == "depth" else self.by_width)[algorithm]
+        return getattr(costs[-1], what) / getattr(costs[0], what)
+
+    def claims(self) -> dict:
+        """The numbers the chapter's text relies on, in one flat dict."""
+        out = {}
+        for axis in ("depth", "width"):
+            for what, short in (("milliseconds", "time"), ("peak_bytes", "memory")):
+                for a in self.by_depth:
+                    out[f"{a}_{short}_ratio_{axis}"] = self.ratio(axis, what, a)
+        for axis, costs in (("depth", self.by_depth), ("width", self.by_width)):
+            maml, fo = costs["maml"], costs.get("fomaml")
+            if fo is not None:
+                out[f"memory_maml_over_fomaml_{axis}"] = [
+                    m.peak_bytes / f.peak_bytes for m, f in zip(maml, fo)
+                ]
+                out[f"time_maml_over_fomaml_{axis}"] = [
+                    m.milliseconds / f.milliseconds for m, f in zip(maml, fo)
+                ]
+        return out
+
+    def summary(self) -> str:
+        """Time and peak memory per network, MAML against the others, as a Markdown table."""
+        algorithms = list(self.by_depth)
+        rows = []
+        for axis, values, costs in (
+            ("depth", self.depths, self.by_depth),
+            ("width", self.widths, self.by_width),
+        ):
+            for i, v in enumerate(values):
+                depth, width = (v, self.base_width) if axis == "depth" else (self.base_depth, v)
+                rows.append(
+                    [
+                        f"{depth} × {width}",
+                        str(self.parameters[(depth, width)]),
+                        *(f"{costs[a][i].milliseconds:.1f}" for a in algorithms),
+                        *(f"{costs[a][i].peak_bytes / 2**20:.2f}" for a in algorithms),
+                    ]
+                )
+        header = [
+            "hidden layers × units",
+            "weights",
+            *(f"{algorithm_label(a)} ms" for a in algorithms),
+            *(f"{algorithm_label(a)} peak MiB" for a in algorithms),
+        ]
+        return markdown_table(header, rows) + f"\n\n{self.inner_steps} inner steps per meta-step."
+
+
+def architecture_cost_sweep(
+    settings: Settings = CHAPTER,
+    *,
+    depths: Sequence[int] = (1, 2, 4, 8),
+    widths: Sequence[int] = (20, 40, 80, 160),
+    base_depth: int = 2,
+    base_width: int = 40,
+    algorithms: Sequence[str] = ("maml", "fomaml"),
+    inner_steps: int = 5,
+    repeats: int = 3,
+    progress: bool = True,
+) -> ArchitectureCost:
+    """Time and peak memory of one meta-step as the network gets deeper or wider.
+
+    Every network is an :class:`~metalearn_lib.models.MLP` with ``depth``
+    hidden layers of ``width`` units; each meta-step uses the same tasks
+    (one meta-batch of ``settings``) and ``inner_steps`` inner steps.
+
+    Parameters
+    ----------
+    depths, widths : sequences of int
+        Depths measured at ``base_width``, and widths measured at ``base_depth``.
+    algorithms : sequence of str
+        Registered algorithm names; the first is the one the ratios refer to.
+    inner_steps, repeats : int
+        Inner steps per meta-step; timed calls per measurement (median kept).
+    progress : bool
+        Show a progress bar.
+    """
+    settings = check_settings(settings)
+    depths, widths = nonempty("depths", depths), nonempty("widths", widths)
+    for d in depths:
+        check_int("depths entry", d, 1)
+    for w in widths:
+        check_int("widths entry", w, 1)
+    check_int("base_depth", base_depth, 1)
+    check_int("base_width", base_width, 1)
+    algorithms = nonempty("algorithms", algorithms)
+    unknown = [a for a in algorithms if a not in ALGORITHMS]
+    if unknown:
+        raise ValueError(f"algorithms must be chosen from {ALGORITHMS}, got unknown {unknown}")
+    check_int("inner_steps", inner_steps, 1)
+    check_bool("progress", progress)
+    batch = SinusoidTasks().sample(
+        settings.meta_batch_size,
+        settings.shots,
+        settings.queries,
+        generator=torch.Generator().manual_seed(settings.seed),
+    )
+    shapes = [(d, base_width) for d in depths] + [(base_depth, w) for w in widths]
+    measured, parameters = {}, {}
+    for depth, width in tqdm(dict.fromkeys(shapes), desc="networks", disable=not progress):
+        model = MLP(hidden=(width,) * depth, seed=settings.model_seed)
+        parameters[(depth, width)] = sum(p.numel() for p in model.parameters())
+        for a in algorithms:
+            measured[(a, depth, width)] = measure_step_cost(
+                model,
+                batch,
+                algorithm=a,
+                inner_steps=inner_steps,
+                inner_lr=settings.inner_lr,
+                repeats=repeats,
+            )
+    by_depth = {a: [measured[(a, d, base_width)] for d in depths] for a in algorithms}
+    by_width = {a: [measured[(a, base_depth, w)] for w in widths] for a in algorithms}
+    return ArchitectureCost(
+        tuple(depths),
+        tuple(widths),
+        base_depth,
+        base_width,
+        inner_steps,
+        by_depth,
+        by_width,
+        parameters,
+    )
