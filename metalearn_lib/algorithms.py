@@ -587,6 +587,7 @@ def meta_gradient_and_loss(
     inner_steps: int,
     inner_lr: float,
     loss_fn: LossFn = mse_loss,
+    compile: bool | None = None,
     **options,
 ) -> tuple[Params, Tensor]:
     """Like :func:`meta_gradient`, and also the mean query loss after adaptation.
@@ -597,9 +598,17 @@ def meta_gradient_and_loss(
         The meta-gradient and the scalar mean query loss of the adapted
         parameters (the quantity MAML minimises; reported for all algorithms).
     """
+    # compiled sits above this module (it compiles these functions): imported on use.
+    from .compiled import check_compile, fast_directions
+
+    check_compile(compile)
     check_meta_arguments(model, params, batch, algorithm, inner_steps, inner_lr, loss_fn, options)
-    return directions_unchecked(
-        model, params, batch, algorithm, inner_steps, inner_lr, loss_fn, options
+    if compile is False:
+        return directions_unchecked(
+            model, params, batch, algorithm, inner_steps, inner_lr, loss_fn, options
+        )
+    return fast_directions(
+        model, params, batch, algorithm, inner_steps, inner_lr, loss_fn, options, compile
     )
 
 
@@ -631,6 +640,7 @@ def meta_gradient(
     inner_steps: int,
     inner_lr: float,
     loss_fn: LossFn = mse_loss,
+    compile: bool | None = None,
     **options,
 ) -> Params:
     """The meta-update direction of a registered algorithm for a batch of tasks.
@@ -663,6 +673,12 @@ def meta_gradient(
         ``loss_fn(prediction, target) -> scalar`` for one task; mean squared
         error by default, ``torch.nn.functional.cross_entropy`` for
         classification with integer labels.
+    compile : bool or None
+        ``None`` (default): reuse a compiled step of the same configuration
+        if one exists (e.g. built by ``meta_train``), else run eagerly: one
+        call never pays for compiling. ``True``: compile (once per
+        configuration; later calls reuse it; worth it for thousands of
+        calls). ``False``: always eager. See :mod:`metalearn_lib.compiled`.
     **options
         The algorithm's own keyword options (none for the built-ins).
 
@@ -679,6 +695,7 @@ def meta_gradient(
         inner_steps=inner_steps,
         inner_lr=inner_lr,
         loss_fn=loss_fn,
+        compile=compile,
         **options,
     )
     return direction

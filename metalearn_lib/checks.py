@@ -148,7 +148,8 @@ def ci95(values: Tensor, dim: int = -1) -> Tensor:
         raise TypeError(f"values must be a torch.Tensor, got {type(values).__name__}")
     n = values.shape[dim] if values.dim() else 1
     if n < 2:
-        return torch.zeros(values.sum(dim=dim).shape if values.dim() else (), dtype=values.dtype)
+        shape = values.sum(dim=dim).shape if values.dim() else ()
+        return torch.zeros(shape, dtype=values.dtype, device=values.device)
     return 1.96 * values.std(dim=dim) / math.sqrt(n)
 
 

@@ -185,11 +185,18 @@ class TaskBatch:
             None if self.functions is None else self.functions[index],
         )
 
-    def to(self, dtype: torch.dtype) -> TaskBatch:
-        """The same tasks with floating-point tensors cast to ``dtype``."""
+    def to(
+        self, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    ) -> TaskBatch:
+        """The same tasks with floating-point tensors cast to ``dtype``, all on ``device``.
+
+        ``None`` keeps the dtype (or the device); integer labels keep their dtype.
+        """
 
         def cast(t: Tensor) -> Tensor:
-            return t.to(dtype) if t.is_floating_point() else t
+            if t.is_floating_point() and dtype is not None:
+                t = t.to(dtype)
+            return t if device is None else t.to(device)
 
         return TaskBatch(
             cast(self.support_x),

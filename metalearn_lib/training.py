@@ -24,7 +24,6 @@ from .algorithms import (
     check_algorithm,
     check_meta_arguments,
     check_options,
-    directions_unchecked,
     mse_loss,
     task_loss,
     trajectory_of,
@@ -42,6 +41,7 @@ from .checks import (
     check_tasks,
     ci95,
 )
+from .compiled import MetaStep, check_compile, tell_once
 from .models import parameters_of
 from .tasks import TaskBatch
 
@@ -82,11 +82,14 @@ class History:
         Seconds since the start, after each iteration.
     settings : dict
         The arguments of the run, for labels and reports.
+    compile_seconds : float
+        Time spent compiling the meta-step in this run (0 when it ran eagerly).
     """
 
     loss: list[float] = field(default_factory=list)
     elapsed: list[float] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    compile_seconds: float = 0.0
 
     def smoothed(self, window: int = 50) -> list[float]:
         """Running mean of :attr:`loss` over ``window`` iterations, for plots."""
@@ -145,9 +148,10 @@ def linear_decay(iterations: int) -> Callable[[int], float]:
     return factor
 
 
-def _sample(tasks, n, shots, queries, generator, iteration, dtype) -> TaskBatch:
+def _sample(tasks, n, shots, queries, generator, iteration, like: Tensor) -> TaskBatch:
+    """Sample on the CPU generator, then follow the parameters' dtype and device."""
     batch = tasks.sample(n, shots, queries, generator=generator, iteration=iteration)
-    return batch.to(dtype)
+    return batch.to(like.dtype, like.device)
 
 
 def meta_train(
@@ -170,6 +174,7 @@ def meta_train(
     options: Mapping[str, object] | None = None,
     progress: bool = True,
     callback: Callable[[int, Params], object] | None = None,
+    compile: bool | None = None,
 ) -> TrainResult:
     """Meta-train ``model``'s initialization with a registered algorithm.
 
@@ -224,11 +229,22 @@ def meta_train(
         of the current theta: a place to evaluate or record mid-run without
         restarting the optimizer (or to stop at a deadline). Returning
         ``True`` stops training there. Its time counts in ``history.elapsed``.
+    compile : bool or None
+        Run the meta-step under ``torch.compile`` (see
+        :mod:`metalearn_lib.compiled`). ``None`` (default): automatically,
+        only when the run is long enough to pay for compiling (or a step
+        compiled earlier for the same configuration can be reused);
+        ``True``: always; ``False``: never. Results agree with eager to
+        rounding. If compiling is impossible here the run continues eagerly
+        and says so once (on stdout with ``progress=True``; always in
+        ``history.settings["compile_note"]``).
 
     Returns
     -------
     TrainResult
         ``(params, history)``: the learned theta (detached) and a :class:`History`.
+        ``history.settings["compile"]`` says how the run ended (``"eager"`` or
+        ``"compiled"``) and ``history.compile_seconds`` what compiling cost.
     """
     check_algorithm(algorithm)
     options = check_options(algorithm, dict(options or {}))
@@ -243,6 +259,7 @@ def meta_train(
         check_int(name, value, 1)
     check_tasks(tasks)
     check_bool("progress", progress)
+    check_compile(compile)
     if callback is not None:
         check_callable("callback", callback)
     if schedule is not None:
@@ -250,7 +267,7 @@ def meta_train(
     start_params = parameters_of(model) if params is None else params
     theta = _start_params(model, with_meta_params(algorithm, model, start_params, **options))
     optimizer = _make_optimizer(meta_optimizer, theta, meta_lr)
-    dtype = next(iter(theta.values())).dtype
+    first = next(iter(theta.values()))
     generator = torch.Generator().manual_seed(seed)
     history = History(
         settings=dict(
@@ -266,17 +283,27 @@ def meta_train(
             seed=seed,
         )
     )
+    step = MetaStep(
+        model,
+        algorithm,
+        inner_steps,
+        inner_lr,
+        loss_fn,
+        options,
+        compile=compile,
+        iterations=iterations,
+        device=first.device,
+        notify=tell_once if progress else (lambda message: None),
+    )
     start = time.perf_counter()
     bar = tqdm(range(iterations), desc=algorithm.upper(), disable=not progress, leave=False)
     for iteration in bar:
-        batch = _sample(tasks, meta_batch_size, shots, queries, generator, iteration, dtype)
+        batch = _sample(tasks, meta_batch_size, shots, queries, generator, iteration, first)
         if iteration == 0:
             check_meta_arguments(
                 model, theta, batch, algorithm, inner_steps, inner_lr, loss_fn, options
             )
-        direction, loss = directions_unchecked(
-            model, theta, batch, algorithm, inner_steps, inner_lr, loss_fn, options
-        )
+        direction, loss = step(theta, batch, iteration)
         if schedule is not None:
             factor = schedule(iteration)
             for group in optimizer.param_groups:
@@ -292,6 +319,10 @@ def meta_train(
         if callback is not None and callback(iteration + 1, _detached(theta)) is True:
             break
     bar.close()
+    history.settings["compile"] = step.mode
+    history.compile_seconds = step.compile_seconds
+    if step.message is not None:
+        history.settings["compile_note"] = step.message
     return TrainResult(_detached(theta), history)
 
 
@@ -332,13 +363,13 @@ def pretrain(
     check_tasks(tasks)
     theta = _start_params(model, params)
     optimizer = _make_optimizer("adam", theta, lr)
-    dtype = next(iter(theta.values())).dtype
+    first = next(iter(theta.values()))
     generator = torch.Generator().manual_seed(seed)
     history = History(settings=dict(algorithm="pretrain", iterations=iterations, lr=lr, seed=seed))
     start = time.perf_counter()
     bar = tqdm(range(iterations), desc="PRETRAIN", disable=not progress, leave=False)
     for iteration in bar:
-        batch = _sample(tasks, batch_size, shots, 1, generator, iteration, dtype)
+        batch = _sample(tasks, batch_size, shots, 1, generator, iteration, first)
         loss = vmap(task_loss, in_dims=(None, None, 0, 0, None))(
             model, theta, batch.support_x, batch.support_y, loss_fn
         ).mean()
@@ -469,9 +500,9 @@ def evaluate(
     options = {} if options is None else check_options(algorithm, dict(options))
     adapt_and_record = trajectory_of(algorithm)
     theta = {n: p.detach() for n, p in params.items()}
-    dtype = next(iter(theta.values())).dtype
+    first = next(iter(theta.values()))
     generator = torch.Generator().manual_seed(seed)
-    chosen = torch.tensor(steps)
+    chosen = list(steps)
 
     def trajectory(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
         path = adapt_and_record(
@@ -493,7 +524,7 @@ def evaluate(
     done = 0
     while done < num_tasks:
         n = min(chunk_size, num_tasks - done)
-        batch = _sample(tasks, n, shots, queries, generator, iteration, dtype)
+        batch = _sample(tasks, n, shots, queries, generator, iteration, first)
         losses, metrics = vmap(trajectory)(
             batch.support_x, batch.support_y, batch.query_x, batch.query_y
         )

@@ -1,0 +1,203 @@
+"""metalearn_lib.compiled: the torch.compile fast path agrees with eager, and falls back cleanly.
+
+Compiling is slow (tens of seconds per graph on a cold cache), so the tests
+that compile are few and marked slow: one compiled function per model checks
+every registered algorithm in float32 and float64 at once, and one short
+meta_train run checks the compiled training loop against the eager one.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import ScaledTanhNet
+
+import metalearn_lib.compiled as compiled
+from metalearn_lib import (
+    ALGORITHMS,
+    DIRECTIONS,
+    MLP,
+    ConvNet,
+    SinusoidTasks,
+    TaskBatch,
+    meta_gradient,
+    meta_gradient_and_loss,
+    meta_train,
+    parameters_of,
+)
+from metalearn_lib.compiled import MetaStep, compile_pays, compile_unavailable_reason
+
+TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
+
+
+def relative_difference(a: dict, b: dict) -> float:
+    """Largest difference relative to the tensor's size (its largest entry), over all entries."""
+    return max(((a[k] - b[k]).abs().max() / b[k].abs().max().clamp_min(1e-30)).item() for k in b)
+
+
+def regression_case(model_fn, dtype):
+    model = model_fn().to(dtype)
+    batch = SinusoidTasks().sample(6, 5, 7, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    return model, {n: p.detach() for n, p in parameters_of(model).items()}, batch, F.mse_loss
+
+
+def classification_case(dtype):
+    model = ConvNet(out_features=3, hidden=4, norm="batch", seed=0).to(dtype)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(2, 6, 1, 8, 8, generator=gen, dtype=dtype)
+    y = torch.randint(0, 3, (2, 6), generator=gen)
+    batch = TaskBatch(x, y, x.flip(1), y.flip(1))
+    return model, {n: p.detach() for n, p in parameters_of(model).items()}, batch, F.cross_entropy
+
+
+CASES = {
+    "mlp": lambda dtype: regression_case(lambda: MLP(hidden=(16, 16), seed=0), dtype),
+    "tanh_with_buffer": lambda dtype: regression_case(ScaledTanhNet, dtype),
+    "convnet": classification_case,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(compile_unavailable_reason() is not None, reason="torch.compile unavailable")
+@pytest.mark.parametrize("case", list(CASES))
+def test_compiled_directions_equal_eager(case):
+    """Every registered algorithm, float32 and float64, in one compiled function per model."""
+    setups = {dtype: CASES[case](dtype) for dtype in (torch.float32, torch.float64)}
+    inner_lr = 0.3 if case == "convnet" else 0.05
+
+    def all_directions(inputs):
+        out = {}
+        for dtype, (model, params, batch, loss_fn) in inputs.items():
+            for algorithm in ALGORITHMS:
+                direction, loss = DIRECTIONS[algorithm](
+                    model, params, batch, inner_steps=2, inner_lr=inner_lr, loss_fn=loss_fn
+                )
+                out[dtype, algorithm] = ({n: g.detach() for n, g in direction.items()}, loss)
+        return out
+
+    fast = torch.compile(all_directions, dynamic=False)(setups)
+    off = []
+    for (dtype, algorithm), (direction, loss) in fast.items():
+        model, params, batch, loss_fn = setups[dtype]
+        eager, eager_loss = meta_gradient_and_loss(
+            model,
+            params,
+            batch,
+            algorithm=algorithm,
+            inner_steps=2,
+            inner_lr=inner_lr,
+            loss_fn=loss_fn,
+            compile=False,
+        )
+        assert direction.keys() == params.keys()
+        errors = (
+            relative_difference(direction, eager),
+            abs(loss.item() - eager_loss.item()) / abs(eager_loss.item()),
+        )
+        if max(errors) >= TOLERANCE[dtype]:
+            off.append((str(dtype), algorithm, errors))
+    assert not off, off
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(compile_unavailable_reason() is not None, reason="torch.compile unavailable")
+def test_compiled_meta_train_has_the_eager_history_and_is_reused(capsys):
+    def run(compile):
+        return meta_train(
+            MLP(hidden=(16, 16), seed=0).double(),
+            SinusoidTasks(),
+            algorithm="maml",
+            inner_steps=2,
+            meta_batch_size=5,
+            iterations=6,
+            seed=3,
+            progress=False,
+            compile=compile,
+        )
+
+    eager, fast = run(False), run(True)
+    assert eager.history.settings["compile"] == "eager" and eager.history.compile_seconds == 0
+    assert fast.history.settings["compile"] == "compiled" and fast.history.compile_seconds > 0
+    for a, b in zip(eager.history.loss, fast.history.loss):
+        assert abs(a - b) <= 1e-10 * abs(a)
+    assert relative_difference(fast.params, eager.params) < 1e-10
+    assert capsys.readouterr().err == ""  # compiling writes nothing to stderr
+
+
+def test_compile_must_be_a_bool_or_none():
+    model = MLP(hidden=(4,), seed=0)
+    with pytest.raises(TypeError, match=r"compile must be True, False or None \(automatic\)"):
+        meta_train(model, SinusoidTasks(), iterations=1, progress=False, compile="yes")
+    batch = SinusoidTasks().sample(2, 3, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match="compile must be True, False or None"):
+        meta_gradient(
+            model,
+            parameters_of(model),
+            batch,
+            algorithm="maml",
+            inner_steps=1,
+            inner_lr=0.1,
+            compile=1,
+        )
+
+
+def train_a_little(compile, progress=False):
+    return meta_train(
+        MLP(hidden=(4,), seed=0),
+        SinusoidTasks(),
+        iterations=3,
+        meta_batch_size=2,
+        progress=progress,
+        compile=compile,
+    )
+
+
+def test_without_a_compiler_training_falls_back_with_one_message(monkeypatch, capsys):
+    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("no-such-c++-compiler",))
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(compiled, "_SHOWN", set())
+    reason = compile_unavailable_reason("cpu")
+    assert "no C++ compiler found" in reason
+    eager = train_a_little(False)
+    quiet = train_a_little(True)  # progress=False: nothing printed, the note is kept
+    assert capsys.readouterr().out == ""
+    assert quiet.history.settings["compile"] == "eager"
+    assert quiet.history.settings["compile_note"] == compiled.fallback_message(reason)
+    assert quiet.history.loss == eager.history.loss
+    train_a_little(True, progress=True)
+    train_a_little(True, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out.count("cannot compile the meta-step here") == 1
+    assert "cannot compile" not in captured.err
+
+
+def test_a_failing_compile_falls_back_to_eager(monkeypatch, capsys):
+    def broken_compile(fn, **kwargs):
+        def fail(*args):
+            raise RuntimeError("inductor exploded\nlong traceback")
+
+        return fail
+
+    monkeypatch.setattr(compiled.torch, "compile", broken_compile)
+    monkeypatch.setattr(compiled, "_SHOWN", set())
+    monkeypatch.setattr(compiled, "compile_unavailable_reason", lambda device: None)
+    eager = train_a_little(False)
+    result = train_a_little(True, progress=True)
+    assert result.history.loss == eager.history.loss
+    assert result.history.settings["compile"] == "eager"
+    note = result.history.settings["compile_note"]
+    assert note.endswith("running it eagerly instead (same results, slower).")
+    assert "compiling failed: RuntimeError: inductor exploded" in note
+    assert capsys.readouterr().out.count("cannot compile") == 1
+
+
+def test_automatic_choice_compiles_only_long_runs(monkeypatch):
+    assert not compile_pays(100, 0.004)
+    assert compile_pays(10**6, 0.004)
+    short = train_a_little(None)
+    assert short.history.settings["compile"] == "eager"
+    decided = []
+    monkeypatch.setattr(compiled, "compile_pays", lambda n, t: decided.append((n, t)) or False)
+    meta_train(MLP(hidden=(4,), seed=0), SinusoidTasks(), iterations=10, progress=False)
+    # Timed iterations 1..PROBE, then one decision about the rest of the run.
+    ((remaining, seconds),) = decided
+    assert remaining == 10 - MetaStep.PROBE - 1 and seconds > 0
