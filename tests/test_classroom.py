@@ -68,6 +68,7 @@ INSTRUCTOR, ADA, BEN = "mamlt-ines", "mamlt-ada", "mamlt-ben"
 STUDENTS = (ADA, BEN)
 PEOPLE = (INSTRUCTOR, *STUDENTS)
 OUTSIDER = "mamlt-out"  # a real account, not in the class
+LATE = "mamlt-cy"  # joins the class when `create` runs again
 GROUPS = ("mamlt-students", "mamlt-instructors")
 COURSE_ID, QUIZ = "maml-course", "variants_quiz"
 SETUP = REPO / "classroom" / "class_setup.py"
@@ -215,12 +216,12 @@ class Class:
 
 def _remove_everything(base: Path, modes: dict[str, int]) -> None:
     """Belt and braces after ``class_setup.py remove``: nothing of the test may remain."""
-    for name in (*PEOPLE, OUTSIDER):
+    for name in (*PEOPLE, OUTSIDER, LATE):
         _sh("pkill", "-KILL", "-u", name, check=False)
-    for name in (*PEOPLE, OUTSIDER):
+    for name in (*PEOPLE, OUTSIDER, LATE):
         if _account_exists(name):
             _sh("userdel", "--remove", name, check=False)
-    for group in (*GROUPS, *PEOPLE, OUTSIDER):
+    for group in (*GROUPS, *PEOPLE, OUTSIDER, LATE):
         if _sh("getent", "group", group, check=False).returncode == 0:
             _sh("groupdel", group, check=False)
     for path, mode in modes.items():
@@ -233,7 +234,7 @@ def _remove_everything(base: Path, modes: dict[str, int]) -> None:
 def klass():
     if os.geteuid() != 0:
         _unavailable("the classroom tests create OS accounts: they need root")
-    leftovers = [n for n in (*PEOPLE, OUTSIDER) if _account_exists(n)]
+    leftovers = [n for n in (*PEOPLE, OUTSIDER, LATE) if _account_exists(n)]
     if leftovers:
         pytest.fail(f"accounts from an earlier run exist: {leftovers}; remove them (userdel -r)")
     modes = _repo_modes()
@@ -262,9 +263,13 @@ def klass():
         info = json.loads((root / "class.json").read_text())
         yield Class(base=base, root=root, info=info, passwords=passwords)
     finally:
-        _sh(sys.executable, str(SETUP), "remove", "--root", str(base / "class"), check=False)
+        removed = _sh(
+            sys.executable, str(SETUP), "remove", "--root", str(base / "class"), check=False
+        )
+        left = [n for n in PEOPLE if _account_exists(n)]
         _remove_everything(base, modes)
-        assert not any(_account_exists(n) for n in (*PEOPLE, OUTSIDER))
+        assert removed.returncode == 0 and not left, f"remove left {left}: {removed.stderr}"
+        assert not any(_account_exists(n) for n in (*PEOPLE, OUTSIDER, LATE))
         now = {p: stat.S_IMODE(os.lstat(p).st_mode) for p in modes if os.path.lexists(p)}
         assert now == {p: m for p, m in modes.items() if p in now}, "modes were not put back"
 
@@ -657,3 +662,32 @@ def test_a_student_cannot_read_what_is_not_theirs(hub):
     assert stat.S_IMODE((exchange / "feedback").stat().st_mode) == 0o711
     assert stat.S_IMODE((exchange / "outbound").stat().st_mode) == 0o755
     assert stat.S_IMODE(grading.stat().st_mode) == 0o2770
+
+
+@pytest.mark.slow
+def test_create_again_adds_people_and_keeps_the_class_as_it_was(hub):
+    k = hub.klass
+    gradebook = Path(k.info["grading"]) / "gradebook.db"
+    before = gradebook.stat().st_mtime_ns
+    roster = k.base / "roster.csv"
+    late = LATE
+    roster.write_text(ROSTER + f"{late},student,Cy,Student,cy@example.org\n")
+    try:
+        done = _sh(
+            sys.executable, str(SETUP), "create", str(roster), "--root", str(k.root),
+            "--home-base", str(k.base / "home"), "--students-group", GROUPS[0],
+            "--instructors-group", GROUPS[1], "--open-parents", check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "1 new accounts" in done.stdout
+        passwords = dict(
+            line.split(":", 1) for line in (k.root / "passwords.txt").read_text().split()
+        )
+        assert {n: passwords[n] for n in PEOPLE} == k.passwords  # the others keep theirs
+        assert late in json.loads((k.root / "class.json").read_text())["accounts"]
+        assert (k.home(late) / ".jupyter" / "nbgrader_config.py").is_file()
+        assert gradebook.stat().st_mtime_ns == before  # the instructors' files untouched
+    finally:
+        _sh("pkill", "-KILL", "-u", late, check=False)
+        _sh("userdel", "--remove", late, check=False)
+        _sh("groupdel", late, check=False)
