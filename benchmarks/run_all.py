@@ -123,6 +123,8 @@ Regenerate everything with
 
 or one benchmark with `.venv/bin/python benchmarks/NAME.py` (add `--quick --out DIR` for a
 smoke run). Machine-readable results: `{out.name}/NAME.json`.
+How many students one server holds (real accounts, as root, not part of `make bench`):
+[{out.name}/classroom.md]({out.name}/classroom.md).
 
 | | |
 |:---|:---|
