@@ -353,6 +353,14 @@ def markdown(data: dict, link: str) -> str:
                 f"({paper['jax']['ms']:.2f} ms; target within 1.3x)"
             )
         summary[-1] += "."
+    if "compile_seconds" in paper["compiled"] and "ms" in paper["eager_now"]:
+        saving = (paper["eager_now"]["ms"] - paper["compiled"]["ms"]) / 1000
+        summary.append(
+            f"Compiling took {paper['compiled']['compile_seconds']:.0f} s, so it pays after about "
+            f"{paper['compiled']['compile_seconds'] / saving:,.0f} iterations: "
+            "`meta_train(compile=None)` compiles only runs that long (`metalearn_lib.compiled."
+            "compile_pays`); a chapter's 1,000-iteration run stays eager."
+        )
     if "ms" in paper["eager_now"] and "ms" in paper["eager_before"]:
         gains = [
             results[a][str(k)]["eager_before"]["ms"] / results[a][str(k)]["eager_now"]["ms"]
@@ -413,8 +421,13 @@ def main(argv=None) -> dict:
         __doc__.splitlines()[0],
         argv,
         extra=options,
+        render_only=True,
     )
     setup()
+    if args.render_only:  # redraw the table and plot from an earlier run's JSON
+        data = json.loads((args.out / f"{NAME}.json").read_text())
+        write_md(args.out, NAME, markdown(data, plot(args.out, data)))
+        return data
     settings = QUICK if args.quick else FULL
     start = time.perf_counter()
     baseline = baseline_tree()

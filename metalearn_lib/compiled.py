@@ -6,7 +6,7 @@ traces the whole functional step (every inner step, the vmap over tasks, the
 outer gradient) once, fuses it into a few kernels, and replays it. On the
 course's MLP that is several times faster per iteration; on the chapter-5
 ConvNet (where the arithmetic itself weighs more) the gain is smaller. See
-``docs/benchmarks/speed.md`` for the numbers measured on the course machine.
+``docs/benchmarks/training_speed.md`` for the numbers measured on the course machine.
 
 Compiling costs time up front (tens of seconds on a laptop CPU, less with
 inductor's on-disk cache warm), so it pays only for long runs. Whether it
@@ -27,6 +27,7 @@ kernels add in another order.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import time
@@ -58,13 +59,17 @@ log = logging.getLogger(__name__)
 
 StepFn = Callable[[Params, Tensor, Tensor, Tensor, Tensor], tuple[Params, Tensor]]
 
-#: Measured on the course machine (see docs/benchmarks/speed.md), per model
-#: kind: seconds one cold compile takes, and how many times faster a compiled
-#: iteration is than an eager one. ``compile_pays`` uses them.
-BREAK_EVEN = {
-    "compile_seconds": 30.0,
-    "speedup": 4.0,
-}
+#: When compiling pays, measured on the course machine (2 cores, torch 2.13,
+#: one thread; docs/benchmarks/training_speed.md): rows of (eager seconds per
+#: iteration up to, seconds one cold compile takes, compiled speed-up). Small
+#: models such as the paper's MLP are bound by Python and dispatcher overhead,
+#: which compiling removes (about 5x at 25-110 s of compiling); bigger ones
+#: such as the chapter-5 ConvNet are bound by arithmetic (about 1.5x, and
+#: compiling its convolutions and batch norm took minutes).
+BREAK_EVEN: tuple[tuple[float, float, float], ...] = (
+    (0.02, 30.0, 4.0),
+    (math.inf, 150.0, 1.5),
+)
 
 
 class CompileFailed(RuntimeError):
@@ -107,10 +112,16 @@ def compile_pays(iterations: int, eager_seconds_per_iteration: float) -> bool:
     """Would compiling pay back its cost within ``iterations`` more iterations?
 
     Compiling saves ``eager * (1 - 1 / speedup)`` seconds per iteration and
-    costs ``compile_seconds`` once (the values in :data:`BREAK_EVEN`).
+    costs ``compile_seconds`` once, both from the row of :data:`BREAK_EVEN`
+    that the eager time falls in. On the paper's MLP (about 4.6 ms per eager
+    iteration on a quiet course machine) that is about 8,700 iterations; on
+    the chapter-5 ConvNet (tens of ms) several thousand.
     """
-    saving = eager_seconds_per_iteration * (1 - 1 / BREAK_EVEN["speedup"])
-    return iterations * saving > BREAK_EVEN["compile_seconds"]
+    _, compile_seconds, speedup = next(
+        row for row in BREAK_EVEN if eager_seconds_per_iteration <= row[0]
+    )
+    saving = eager_seconds_per_iteration * (1 - 1 / speedup)
+    return iterations * saving > compile_seconds
 
 
 # model -> {configuration: compiled step}; entries go when the model does.

@@ -214,3 +214,18 @@ def test_index_links_are_rewritten_into_the_output_folder():
         "![a plot](benchmarks/speed_x.png) [json](benchmarks/speed.json) "
         "![web](https://x/y.png) [anchor](#top)"
     )
+
+
+@pytest.mark.slow
+def test_training_speed_fills_every_column_but_compiled(quick_run):
+    data = load(quick_run / "training_speed.json")
+    assert data["inner_steps"] == [1, 5, 10]
+    for a in ALGORITHMS[:3]:
+        for k in ("1", "5", "10"):
+            row = data["results"][a][k]
+            assert finite_positive(row["eager_now"]["ms"]) and finite_positive(row["loop"]["ms"])
+            assert row["compiled"] == {"skipped": "skipped (--quick)"}  # compiling takes minutes
+            before = row["eager_before"]
+            # The baseline ran the old library (git archive of fa3ce7f), not this one.
+            assert "not_available" in before or "baseline-" in before["library"]
+            assert row["jax"].get("not_installed") or finite_positive(row["jax"]["ms"])
