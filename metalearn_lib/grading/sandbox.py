@@ -145,15 +145,16 @@ def _limits(*, memory_mb: int, cpu_s: int, nproc: int, fsize_mb: int) -> list[st
     ]
 
 
-def _processes_of(uid: int) -> int:
+def _tasks_of(uid: int) -> int:
+    """Threads (what RLIMIT_NPROC counts) of all processes whose real uid is ``uid``."""
     count = 0
-    for status in Path("/proc").glob("[0-9]*/status"):
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            for line in status.read_text().splitlines():
-                if line.startswith("Uid:"):
-                    count += int(line.split()[1]) == uid
-                    break
-        except OSError:
+            status = (proc / "status").read_text()
+            real = int(next(ln for ln in status.splitlines() if ln.startswith("Uid:")).split()[1])
+            if real == uid:
+                count += sum(1 for _ in (proc / "task").iterdir())
+        except (OSError, StopIteration, ValueError):
             continue
     return count
 
@@ -275,7 +276,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     def format_kernel_cmd(self, extra_arguments=None) -> list[str]:
         program = super().format_kernel_cmd(extra_arguments)
         as_root = os.geteuid() == 0
-        nproc = self.max_processes if as_root else _processes_of(os.getuid()) + self.max_processes
+        nproc = self.max_processes if as_root else _tasks_of(os.getuid()) + self.max_processes
         limits = _limits(
             memory_mb=self.memory_mb,
             cpu_s=self.cpu_seconds,
