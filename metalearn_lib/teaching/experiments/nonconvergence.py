@@ -27,13 +27,19 @@ from ...tasks import SinusoidTasks
 from ...training import Evaluation, History, evaluate, meta_train
 from .recipe import CHAPTER, Settings, check_settings, format_number, markdown_table
 
-__all__ = ["DISSIMILAR", "NonConvergence", "dissimilar_distributions"]
+__all__ = ["DISSIMILAR", "OUTSIDE", "NonConvergence", "dissimilar_distributions"]
 
 #: The distributions compared: name -> SinusoidTasks keyword arguments.
 DISSIMILAR: dict[str, dict] = {
     "paper sines": {},
     "amplitudes 0.1 to 50": {"amplitude": (0.1, 50.0)},
     "frequencies 0.5 to 4": {"frequency": (0.5, 4.0)},
+}
+
+#: Tasks outside the first distribution's range: name -> SinusoidTasks keyword arguments.
+OUTSIDE: dict[str, dict] = {
+    "inputs 5 to 10": {"x_range": (5.0, 10.0)},
+    "amplitudes 5 to 10": {"amplitude": (5.0, 10.0)},
 }
 
 
@@ -51,6 +57,10 @@ class NonConvergence:
         The untrained network's loss without adaptation on the same tasks.
     on_paper : dict of str to Evaluation
         Each initialization evaluated on the paper's sines.
+    outside : dict of str to Evaluation
+        The first distribution's initialization on tasks outside its range.
+    outside_references : dict of str to float
+        The untrained network's loss without adaptation on those tasks.
     window : int
         Iterations averaged at the start and the end of training.
     settings : Settings
@@ -60,6 +70,8 @@ class NonConvergence:
     evaluations: dict[str, Evaluation]
     references: dict[str, float]
     on_paper: dict[str, Evaluation]
+    outside: dict[str, Evaluation]
+    outside_references: dict[str, float]
     window: int
     settings: Settings
 
@@ -87,6 +99,11 @@ class NonConvergence:
                 "reference": self.references[name],
                 "paper_loss": [v if math.isfinite(v) else None for v in self.on_paper[name].mean],
             }
+        for name, ev in self.outside.items():
+            out[f"outside: {name}"] = {
+                "loss": [v if math.isfinite(v) else None for v in ev.mean],
+                "reference": self.outside_references[name],
+            }
         return out
 
     def summary(self) -> str:
@@ -109,13 +126,24 @@ class NonConvergence:
             *(f"test loss / untrained, {s} steps" for s in steps),
             f"on the paper's sines, {self.settings.report_steps} steps",
         ]
-        return markdown_table(header, rows)
+        first = next(iter(self.histories))
+        s = self.settings.report_steps
+        outside = [
+            [f"{first}, own test tasks", format_number(self.evaluations[first].at(s)[0])],
+            *([name, format_number(ev.at(s)[0])] for name, ev in self.outside.items()),
+        ]
+        return (
+            markdown_table(header, rows)
+            + f"\n\nThe {first} initialization on tasks outside its range:\n\n"
+            + markdown_table(["test tasks", f"loss after {s} steps"], outside)
+        )
 
 
 def dissimilar_distributions(
     settings: Settings = CHAPTER,
     *,
     distributions: Mapping[str, dict] | None = None,
+    outside: Mapping[str, dict] | None = None,
     window: int = 25,
     progress: bool = True,
 ) -> NonConvergence:
@@ -128,6 +156,9 @@ def dissimilar_distributions(
     distributions : mapping of str to dict, optional
         Name -> keyword arguments of :class:`~metalearn_lib.tasks.SinusoidTasks`
         (default :data:`DISSIMILAR`).
+    outside : mapping of str to dict, optional
+        Distributions outside the first one's range, on which its
+        initialization is also evaluated (default :data:`OUTSIDE`).
     window : int
         Iterations averaged at the start and end of the training curve.
     progress : bool
@@ -146,6 +177,7 @@ def dissimilar_distributions(
     model = settings.model()
     paper = SinusoidTasks()
     histories, evaluations, references, on_paper = {}, {}, {}, {}
+    first_params = None
     for name, kwargs in tqdm(
         distributions.items(), desc="distributions", disable=not progress, leave=False
     ):
@@ -157,4 +189,21 @@ def dissimilar_distributions(
         references[name] = start.mean[0]
         evaluations[name] = evaluate(model, params, tasks, **settings.eval_kwargs())
         on_paper[name] = evaluate(model, params, paper, **settings.eval_kwargs())
-    return NonConvergence(histories, evaluations, references, on_paper, window, settings)
+        if first_params is None:
+            first_params = params
+    outside_evals, outside_refs = {}, {}
+    for name, kwargs in dict(OUTSIDE if outside is None else outside).items():
+        tasks = SinusoidTasks(**kwargs)
+        start = evaluate(model, parameters_of(model), tasks, **settings.eval_kwargs(steps=(0,)))
+        outside_refs[name] = start.mean[0]
+        outside_evals[name] = evaluate(model, first_params, tasks, **settings.eval_kwargs())
+    return NonConvergence(
+        histories,
+        evaluations,
+        references,
+        on_paper,
+        outside_evals,
+        outside_refs,
+        window,
+        settings,
+    )
