@@ -400,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     # The modes that class_setup.py changes, put back below even if its `remove` fails.
     entries = [REPO, *REPO.iterdir()]
     entries += class_setup.closed_parents(REPO / ".venv" / "bin" / "python")
+    entries += class_setup.closed_parents(REPO.parent)
     modes = {p: os.lstat(p).st_mode & 0o7777 for p in entries if not p.is_symlink()}
     base = Path(tempfile.mkdtemp(prefix="mamlt-bench-", dir="/var/tmp"))
     base.chmod(0o755)

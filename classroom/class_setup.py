@@ -185,11 +185,11 @@ def check_paths(venv: Path, repo: Path, home_base: Path) -> None:
     """Students' servers must reach the environment and the library through every parent."""
     if not (venv / "bin" / "jupyterhub-singleuser").exists():
         raise SetupError(f"{venv} has no bin/jupyterhub-singleuser: run `make venv` first")
-    for path in [*reversed(repo.parents), *reversed(home_base.parents)]:
+    for path in reversed(home_base.parents):
         if path.exists() and not path.stat().st_mode & stat.S_IXOTH:
             raise SetupError(
-                f"{path} is closed to other accounts (no x bit for others), so students' "
-                f"servers could not reach {repo}; put the course in a folder they can enter"
+                f"{path} is closed to other accounts (no x bit for others), so nobody "
+                f"could enter their home under {home_base}; choose another --home-base"
             )
 
 
@@ -389,14 +389,16 @@ def create(args) -> None:
     check_accounts(people, groups, home_base)
     check_paths(venv, repo, home_base)
     interpreter = venv / "bin" / "python"
-    closed = closed_parents(interpreter)
+    # Every account must run the interpreter and import the library from the repository.
+    closed = list(dict.fromkeys([*closed_parents(interpreter), *closed_parents(repo.parent)]))
     if closed and not args.open_parents:
         raise SetupError(
-            f"{interpreter} is {interpreter.resolve()}, which other accounts cannot run: "
-            f"{', '.join(map(str, closed))} cannot be entered by them. Build the course "
-            "environment from a Python that every account can run (make venv "
-            "PYTHON=/usr/bin/python3.11), or pass --open-parents to add the x bit for "
-            "others (enter, not list) to those folders; `remove` takes it away again"
+            f"other accounts cannot enter {', '.join(map(str, closed))}, so they could "
+            f"neither run {interpreter} (it is {interpreter.resolve()}) nor import the "
+            f"library from {repo}. Keep the course and its Python in folders that every "
+            "account can enter (make venv PYTHON=/usr/bin/python3.11), or pass "
+            "--open-parents to add the x bit for others (enter, not list) to those "
+            "folders; `remove` takes it away again"
         )
     if root == Path("/tmp") or Path("/tmp") in root.parents:
         raise SetupError(
@@ -490,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         "--open-parents",
         action="store_true",
         help="let other accounts enter (x, not r) the folders that close the environment's "
-        "interpreter to them, e.g. /root when Python comes from pyenv under /root",
+        "interpreter or the repository to them, e.g. /root when Python comes from pyenv",
     )
     args = parser.parse_args(argv)
     try:

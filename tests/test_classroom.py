@@ -238,7 +238,11 @@ def klass():
     if leftovers:
         pytest.fail(f"accounts from an earlier run exist: {leftovers}; remove them (userdel -r)")
     modes = _repo_modes()
-    for path in class_setup.closed_parents(REPO / ".venv" / "bin" / "python"):
+    venv_python = REPO / ".venv" / "bin" / "python"
+    for path in [
+        *class_setup.closed_parents(venv_python),
+        *class_setup.closed_parents(REPO.parent),
+    ]:
         modes[str(path)] = stat.S_IMODE(path.stat().st_mode)
     # Not under pytest's tmp folder: that is 0700, and every account must reach the homes.
     # Nor under /tmp: the grading sandbox hides it. /var/tmp is the class's /srv here.
@@ -292,6 +296,25 @@ def test_setup_refuses_a_bad_roster_line_and_changes_nothing(tmp_path):
     assert not (tmp_path / "class").exists()
     after = _repo_modes()
     assert {p: after.get(p) for p in before} == before
+
+
+def test_setup_refuses_an_interpreter_other_accounts_cannot_run(tmp_path):
+    if os.geteuid() != 0:
+        _unavailable("needs root")
+    closed = class_setup.closed_parents(REPO / ".venv" / "bin" / "python")
+    if not closed:
+        pytest.skip("the course environment's Python is open to every account here")
+    tmp_path.chmod(0o755)
+    roster = tmp_path / "roster.csv"
+    roster.write_text(ROSTER)
+    done = _sh(
+        sys.executable, str(SETUP), "create", str(roster), "--root", str(tmp_path / "class"),
+        "--students-group", GROUPS[0], "--instructors-group", GROUPS[1], check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert f"other accounts cannot enter {closed[0]}" in done.stderr
+    assert "--open-parents" in done.stderr and "Nothing was changed" in done.stderr
+    assert not _account_exists(INSTRUCTOR) and not (tmp_path / "class").exists()
 
 
 @dataclass
