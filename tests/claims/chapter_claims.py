@@ -14,7 +14,7 @@ How to guard a claim
    ``probes["name"]`` and asserts the sentence, quoting it in the docstring and
    the assertion message, so that a change that breaks the sentence fails with
    the sentence in the report. The file starts with
-   ``from chapter_claims import probes  # noqa: F401  (the fixture)`` and
+   ``from chapter_claims import probes_fixture  # noqa: F401`` (the ``probes`` fixture) and
    ``pytestmark = pytest.mark.slow``.
 4. Where a number in the text would move with the run, rather print it from code
    (or give it a margin that the text states, "about 82%") and assert the margin.
@@ -98,8 +98,8 @@ def chapter_run(path: Path) -> chapter_runs.ChapterRun:
     return _RUNS[path]
 
 
-@pytest.fixture(scope="module")
-def probes(request) -> Probes:
+@pytest.fixture(scope="module", name="probes")
+def probes_fixture(request) -> Probes:
     """The probe values of the chapter this test file guards (named after it: test_<stem>.py)."""
     stem = Path(request.module.__file__).stem.removeprefix("test_")
     path = chapter_runs.COURSE / f"{stem}.ipynb"
