@@ -2,6 +2,7 @@
 
 * :class:`TaskSampler` (chapter 1), :class:`InnerStepsExplorer` (chapter 2)
   in :mod:`.sinusoid`;
+* :class:`DirectionsExplorer` (chapter 3) in :mod:`.directions`;
 * :class:`CostLab` (chapter 3) in :mod:`.cost_lab`;
 * :class:`TaskDiversityExplorer` (chapter 4) in :mod:`.diversity`;
 * :class:`FewShotExplorer` (chapter 5) in :mod:`.few_shot`;
@@ -11,6 +12,7 @@ Show one in a notebook by leaving it as the last expression of a cell.
 """
 
 from .cost_lab import CostLab
+from .directions import DirectionsExplorer
 from .diversity import DIVERSITY_FAMILY_CHOICES, TaskDiversityExplorer
 from .few_shot import FewShotExplorer
 from .sinusoid import InnerStepsExplorer, TaskSampler
@@ -18,6 +20,7 @@ from .sinusoid import InnerStepsExplorer, TaskSampler
 __all__ = [
     "DIVERSITY_FAMILY_CHOICES",
     "CostLab",
+    "DirectionsExplorer",
     "FewShotExplorer",
     "InnerStepsExplorer",
     "TaskDiversityExplorer",
