@@ -494,18 +494,53 @@ def test_a_student_reaches_neither_another_server_nor_grading_nor_the_admin_api(
     assert QUIZ in {a["name"] for a in r.json()}
 
 
+# Runs a list of nbgrader commands (COMMANDS) one after the other in one fresh
+# process, the way tests/_exchange_support.py does in the test process: one
+# interpreter start and one import of nbgrader instead of one per command
+# (about 3 s of CPU each on this machine).
+NBGRADER_BATCH = """
+import io, json, logging, sys
+from jupyter_core.application import NoStart
+from nbgrader.apps import NbGraderApp
+logs = []
+for args in json.loads(sys.argv[1]):
+    log, app, code = io.StringIO(), NbGraderApp.instance(), 0
+    try:
+        app.initialize(list(args))
+        app.init_logging(logging.StreamHandler, [log], color=False, subapps=True)
+        app.start()
+    except NoStart:
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    finally:
+        app.reset()
+        NbGraderApp.clear_instance()
+    logs.append([args, code, log.getvalue()[-4000:]])
+    if code:
+        break
+print(json.dumps(logs))
+"""
+
+
 def _nbgrader(hub: Hub, name: str, folder: str, *commands: list[str]) -> list[str]:
-    """Run nbgrader commands in ``name``'s own kernel, in ``~/folder``; return their logs."""
+    """Run nbgrader commands from ``name``'s own kernel, in ``~/folder``; return their logs.
+
+    The kernel starts one process (as its account, with its environment and
+    nbgrader configuration) that runs the commands in order and stops at the
+    first failure.
+    """
     code = (
         "import json, os, subprocess, sys\n"
-        "logs = []\n"
-        f"for args in {list(commands)!r}:\n"
-        "    p = subprocess.run([os.path.join(sys.prefix, 'bin', 'nbgrader'), *args],\n"
-        f"        cwd=os.path.expanduser({('~/' + folder)!r}), capture_output=True, text=True)\n"
-        "    logs.append([args, p.returncode, (p.stdout + p.stderr)[-4000:]])\n"
-        "print(json.dumps(logs))\n"
+        f"batch = [sys.executable, '-c', {NBGRADER_BATCH!r}, {json.dumps(commands)!r}]\n"
+        "p = subprocess.run(batch,\n"
+        f"    cwd=os.path.expanduser({('~/' + folder)!r}), capture_output=True, text=True)\n"
+        "print(json.dumps([p.returncode, p.stdout, p.stderr[-4000:]]))\n"
     )
-    logs = json.loads(hub.run(name, code))
+    returncode, stdout, stderr = json.loads(hub.run(name, code))
+    assert returncode == 0 and stdout.strip(), f"{name}: nbgrader batch failed\n{stderr}"
+    logs = json.loads(stdout.strip().splitlines()[-1])
+    assert len(logs) == len(commands), f"{name}: stopped after {logs[-1][0]}\n{logs[-1][2]}"
     for args, returncode, text in logs:
         assert returncode == 0, f"{name}: nbgrader {' '.join(args)} exited {returncode}\n{text}"
     return [text for _, _, text in logs]
