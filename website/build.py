@@ -19,6 +19,7 @@ Only what is listed here goes on the site: never ``solutions/`` or ``exercises/`
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ from static_widgets import make_widgets_static  # noqa: E402
 HERE = Path(__file__).resolve().parent
 BUILD = ROOT / "_build"
 DEFAULT_OUT = BUILD / "site"
-# The documents taken from docs/, with the pictures they show.
+# The documents taken from docs/ (with the pages they link to), and their pictures.
 DOCS = ("benchmarks.md", "instructor_guide.md", "classroom.md")
 DOC_PICTURES = ("benchmarks/*.png", "images/*.png")
 # The parts of MathJax 3 that a page can load (the TeX+MathML combined component,
@@ -109,6 +110,29 @@ class _Stage:
                 path.rmdir()
 
 
+_MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+\.md)(?:#[^)]*)?\)")
+
+
+def linked_documents(starts: list[Path], folder: Path) -> list[Path]:
+    """``starts`` and every Markdown file inside ``folder`` that they link to, transitively.
+
+    docs/benchmarks.md links to result pages such as docs/benchmarks/classroom.md;
+    those go on the site too (a link out of ``folder`` is left for Sphinx to report).
+    """
+    found: list[Path] = []
+    todo = [path.resolve() for path in starts]
+    while todo:
+        path = todo.pop(0)
+        if path in found or not path.is_file():
+            continue
+        found.append(path)
+        for target in _MARKDOWN_LINK.findall(path.read_text()):
+            linked = (path.parent / target).resolve()
+            if folder.resolve() in linked.parents:
+                todo.append(linked)
+    return found
+
+
 def stage_sources(runs: list[ChapterRun], source: Path) -> bool:
     """Lay out the Sphinx sources; True when files were added or removed since last time."""
     stage = _Stage(source)
@@ -128,8 +152,8 @@ def stage_sources(runs: list[ChapterRun], source: Path) -> bool:
         make_widgets_static(nb)
         stage.write(f"chapters/{Path(run.name).name}", nbformat.writes(nb).encode())
     docs = ROOT / "docs"
-    for name in DOCS:
-        stage.copy(docs / name, f"docs/{name}")
+    for path in linked_documents([docs / name for name in DOCS], docs):
+        stage.copy(path, f"docs/{path.relative_to(docs)}")
     for pattern in DOC_PICTURES:
         for path in sorted(docs.glob(pattern)):
             stage.copy(path, f"docs/{path.relative_to(docs)}")
