@@ -66,6 +66,16 @@ class SandboxUnavailable(RuntimeError):
     """bubblewrap cannot start a sandbox here."""
 
 
+def _tool(name: str) -> str:
+    """Absolute path of a system tool (the kernel's launch environment may lack /usr/bin).
+
+    ``METALEARN_BWRAP`` names the bubblewrap program where it is not on PATH.
+    """
+    if name == "bwrap" and os.environ.get("METALEARN_BWRAP"):
+        return shutil.which(os.environ["METALEARN_BWRAP"]) or "bwrap"
+    return shutil.which(name) or shutil.which(name, path="/usr/bin:/bin:/usr/sbin") or name
+
+
 def _read_only_paths() -> list[str]:
     """The course environment: Python, the venv, the library (deduplicated, existing)."""
     import metalearn_lib
@@ -87,7 +97,7 @@ def _parents(path: str) -> list[str]:
 
 def bwrap_command(box: Path, *, as_root: bool, tmpfs_mb: int) -> list[str]:
     """The bubblewrap command line (without the program to run)."""
-    cmd = ["bwrap", "--die-with-parent", "--clearenv"]
+    cmd = [_tool("bwrap"), "--die-with-parent", "--clearenv"]
     cmd += [
         "--unshare-ipc",
         "--unshare-pid",
@@ -135,7 +145,7 @@ def bwrap_command(box: Path, *, as_root: bool, tmpfs_mb: int) -> list[str]:
 
 def _limits(*, memory_mb: int, cpu_s: int, nproc: int, fsize_mb: int) -> list[str]:
     return [
-        "prlimit",
+        _tool("prlimit"),
         f"--as={memory_mb * 1024 * 1024}",
         f"--cpu={cpu_s}",
         f"--nproc={nproc}",
@@ -162,7 +172,9 @@ def _tasks_of(uid: int) -> int:
 def _inner(program: list[str], *, as_root: bool) -> list[str]:
     """Inside the sandbox: drop to nobody (as root), copy the submission, run ``program``."""
     drop = (
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"] if as_root else []
+        [_tool("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        if as_root
+        else []
     )
     script = (
         'cp -R /submission/. /home/student/work/ 2>/dev/null; cd /home/student/work && exec "$@"'
@@ -175,10 +187,10 @@ def sandbox_problem() -> str:
     """ "" if a sandbox starts here, else why not (with the fix)."""
     if not sys.platform.startswith("linux"):
         return f"the grading sandbox needs Linux (this is {sys.platform}). {FIX}"
-    if shutil.which("bwrap") is None:
+    if not os.path.isabs(_tool("bwrap")):
         return f"bubblewrap (bwrap) is not installed. {FIX}"
     for tool in ("prlimit", "setpriv") if os.geteuid() == 0 else ("prlimit",):
-        if shutil.which(tool) is None:
+        if not os.path.isabs(_tool(tool)):
             return f"{tool} (util-linux) is not installed."
     box = Path(tempfile.mkdtemp(prefix="metalearn-sandbox-probe-"))
     try:
