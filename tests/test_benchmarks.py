@@ -96,6 +96,7 @@ def test_every_benchmark_writes_json_md_and_plots(quick_run):
 def test_sinusoid_accuracy_table_is_filled(quick_run):
     data = load(quick_run / "sinusoid_accuracy.json")
     models = {"maml", "fomaml", "reptile", "reptile_sgd", "pretrain"}
+    models |= {f"{v}_s0" for v in ("imaml", "anil", "metasgd", "mamlpp")}  # variants, seed 0
     assert set(data["results"]) == models
     for model, by_shots in data["results"].items():
         assert set(by_shots) == {"K5", "K10"}, model
@@ -169,6 +170,9 @@ def test_speed_table_is_filled(quick_run):
                 assert finite_positive(row[key]), (a, key)
             assert row["speedup"] == pytest.approx(row["loop_ms"] / row["batched_ms"])
     assert finite_positive(data["goal"]["min_speedup_from_5"])
+    # Every algorithm's time per meta-step on the ConvNet (ANIL's speed-up over MAML).
+    assert set(data["convnet"]) == set(ALGORITHMS)
+    assert all(finite_positive(ms) for row in data["convnet"].values() for ms in row.values())
 
 
 @pytest.mark.slow
@@ -183,6 +187,20 @@ def test_memory_table_is_filled_and_maml_grows(quick_run):
     maml = [data["results"]["maml"][str(k)]["peak_bytes"] for k in steps]
     assert maml == sorted(maml) and maml[-1] > 2 * maml[0]  # grows with the inner steps
     assert data["fits"]["maml"]["slope_bytes_per_step_per_task"] > 0
+    for table in ("imaml_cosine", "imaml_cosine_matched_lam"):  # iMAML's direction against MAML's
+        assert set(data[table]) == {str(k) for k in steps}
+        assert all(-1 <= c <= 1 for c in data[table].values())
+
+
+@pytest.mark.slow
+def test_variants_and_protonets_have_their_rows(quick_run):
+    accuracy = load(quick_run / "classification.json")["accuracy_percent"]
+    for method in (*ALGORITHMS, "pretrain", "protonet"):
+        for shots in (1, 5):
+            assert 0 <= accuracy[f"{method}_{shots}shot"]["mean"][0] <= 100, method
+    sinusoid = load(quick_run / "sinusoid_accuracy.json")["results"]
+    for variant in ("imaml", "anil", "metasgd", "mamlpp"):  # one seed in --quick, three in full
+        assert set(sinusoid[f"{variant}_s0"]) == {"K5", "K10"}
 
 
 @pytest.mark.slow
