@@ -298,6 +298,15 @@ class SandboxedKernelManager(AsyncKernelManager):
         box = bwrap_command(self._box, as_root=as_root, tmpfs_mb=self.tmpfs_mb)
         return [*limits, *box, "--", *_inner(program, as_root=as_root)]
 
+    async def _async_start_kernel(self, **kw) -> None:
+        try:
+            await super()._async_start_kernel(**kw)
+        except BaseException:  # a kernel that never started leaves no sandbox folder behind
+            shutil.rmtree(self._box, ignore_errors=True)
+            raise
+
+    start_kernel = _async_start_kernel
+
     async def _async_interrupt_kernel(self) -> None:
         # A signal from outside does not reach the kernel in its own PID namespace
         # (measured: a `while True: pass` cell ran on); ipykernel's interrupt_request,
