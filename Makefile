@@ -2,6 +2,9 @@
 #   make lab    set up .venv, then JupyterLab on the course
 #   make test   set up .venv, then the whole test suite
 #   make site   the course as a static website in _build/site/ (prints its index.html)
+# Also: bench, bench-quick (benchmarks); release, autograde, feedback, grades
+# (nbgrader); hub, class, class-hub (a class on JupyterHub). README.md lists them all,
+# and .ci/run (CI on a fresh machine) installs the system tools, then runs make test.
 # The set-up (make venv) is idempotent: it re-installs only when a
 # requirements file or pyproject.toml changed.
 
@@ -59,7 +62,7 @@ bench-quick: venv  ## every benchmark with tiny settings, into a temporary folde
 
 # --- nbgrader (instructors; see docs/instructor_guide.md) -------------------
 # Run from the repository root, which is the nbgrader course root; "*" means
-# every assignment in solutions/ (inner_loop, first_order, variants_quiz).
+# every assignment in solutions/ (inner_loop, first_order, variants_quiz, variants).
 .PHONY: release autograde feedback grades
 
 release: venv  ## solutions/ -> exercises/ (student versions)

@@ -10,9 +10,15 @@ Three parts, told apart by the folder listing:
   - :mod:`~metalearn_lib.tasks` - task distributions (sinusoids and friends);
   - :mod:`~metalearn_lib.datasets` - few-shot image episodes;
   - :mod:`~metalearn_lib.models` - plain ``nn.Module``s;
-  - :mod:`~metalearn_lib.algorithms` - ``adapt``, the registry ``DIRECTIONS``
-    of algorithms, ``meta_gradient``;
+  - :mod:`~metalearn_lib.adaptation` - the inner loop: ``adapt``, ``task_loss``,
+    ``adaptation_trajectory``;
+  - :mod:`~metalearn_lib.algorithms` - MAML, FOMAML, Reptile, the registry
+    ``DIRECTIONS`` of algorithms, ``meta_gradient``;
+  - :mod:`~metalearn_lib.variants` - iMAML, ANIL, Meta-SGD, MAML++ (registered
+    on import of ``algorithms``);
+  - :mod:`~metalearn_lib.compiled` - the ``torch.compile`` fast path of a meta-step;
   - :mod:`~metalearn_lib.training` - ``meta_train``, ``pretrain``, ``evaluate``;
+  - :mod:`~metalearn_lib.protonets` - Prototypical Networks, the metric-learning baseline;
   - :mod:`~metalearn_lib.reference` - the same maths as per-task loops;
   - :mod:`~metalearn_lib.cost` - time and memory of a meta-step;
 
@@ -32,18 +38,15 @@ import importlib
 
 # Where each re-exported name lives.
 _EXPORTS = {
+    "adaptation": ("adapt", "adaptation_trajectory", "mse_loss", "task_loss"),
     "algorithms": (
         "ALGORITHMS",
         "DIRECTIONS",
-        "adapt",
-        "adaptation_trajectory",
         "algorithm_label",
         "check_algorithm",
         "meta_gradient",
         "meta_gradient_and_loss",
-        "mse_loss",
         "register_algorithm",
-        "task_loss",
         "unregister_algorithm",
     ),
     "checks": ("Params", "LossFn", "ci95", "flatten", "unflatten"),

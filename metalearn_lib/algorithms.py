@@ -23,6 +23,10 @@ loop follows (``theta <- theta - meta_lr * g``):
 * **Reptile**: :math:`g = \theta - \frac1B \sum_i \phi_i`: step towards the
   average of the adapted parameters (adapted on the support set only).
 
+The inner loop itself (:func:`adapt`, :func:`inner_loop`,
+:func:`adaptation_trajectory`, :func:`task_loss`) lives in
+:mod:`metalearn_lib.adaptation` and is re-exported here.
+
 Implementation: everything is a pure function of the parameter dict.
 ``torch.func.functional_call`` runs any ``nn.Module`` with given parameters
 (its buffers are taken from the module), ``torch.func.grad`` differentiates,
@@ -60,7 +64,9 @@ Room for what comes next:
   optimizer updates them like any other entry. Registering an algorithm with
   ``init_meta_params=f`` makes :func:`with_meta_params` (called by
   ``meta_train`` on its starting point) add ``f(model, params, **options)``'s
-  entries. :func:`model_params` strips them again before ``functional_call``.
+  entries (a hook with an ``inner_lr`` keyword also gets the run's inner
+  rate). An algorithm without such a hook refuses ``meta.`` entries with a
+  ``ValueError``. :func:`model_params` strips them again before ``functional_call``.
 * **Its own adaptation at test time** (ANIL adapts only the head, Meta-SGD
   uses its learned rates): ``adapt_trajectory=f`` with the signature of
   :func:`adaptation_trajectory`; ``evaluate(..., algorithm=name)`` then uses it.
@@ -71,19 +77,30 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from types import MappingProxyType
-from typing import NamedTuple
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, grad, grad_and_value, vmap
+from torch.func import grad_and_value, vmap
 
+# The inner loop lives in its own module; its public names are re-exported
+# here, where the chapters, tests and benchmarks have always imported them.
+from .adaptation import (
+    Trajectory,
+    adapt,
+    adaptation_trajectory,
+    check_data_dtype,
+    inner_loop,
+    model_params,
+    mse_loss,
+    probe_loss,
+    task_loss,
+)
 from .checks import (
     META_PREFIX,
     LossFn,
     Params,
     check_callable,
     check_int,
+    check_loss_fn,
     check_model_and_params,
     check_positive,
 )
@@ -101,6 +118,7 @@ __all__ = [
     "check_options",
     "directions_unchecked",
     "fomaml_direction",
+    "has_meta_params",
     "inner_loop",
     "maml_direction",
     "meta_gradient",
@@ -116,204 +134,6 @@ __all__ = [
 ]
 
 DirectionFn = Callable[..., tuple[Params, Tensor]]
-
-
-def mse_loss(prediction: Tensor, target: Tensor) -> Tensor:
-    """Mean squared error, the default loss for regression tasks."""
-    return F.mse_loss(prediction, target)
-
-
-# ---------------------------------------------------------------------------
-# The inner loop.
-# ---------------------------------------------------------------------------
-
-
-def model_params(params: Params) -> Params:
-    """The model's own entries of ``params`` (without an algorithm's ``meta.`` entries)."""
-    return {n: p for n, p in params.items() if not n.startswith(META_PREFIX)}
-
-
-def task_loss(
-    model: nn.Module, params: Params, x: Tensor, y: Tensor, loss_fn: LossFn = mse_loss
-) -> Tensor:
-    """Loss of ``model`` run with parameters ``params`` on one task's points ``(x, y)``."""
-    buffers = dict(model.named_buffers())
-    return loss_fn(functional_call(model, (params, buffers), (x,)), y)
-
-
-def inner_loop(
-    model: nn.Module,
-    params: Params,
-    x: Tensor,
-    y: Tensor,
-    steps: int,
-    lr: float,
-    first_order: bool,
-    loss_fn: LossFn,
-) -> Params:
-    """:func:`adapt` without its argument checks, for use inside ``vmap`` and directions."""
-    loss_grad = grad(task_loss, argnums=1)
-    for _ in range(steps):
-        g = loss_grad(model, params, x, y, loss_fn)
-        if first_order:
-            # Treat the step as a constant of theta: no second-order terms.
-            g = {name: gi.detach() for name, gi in g.items()}
-        params = {name: p - lr * g[name] for name, p in params.items()}
-    return params
-
-
-def _probe(model: nn.Module, params: Params, x: Tensor, y: Tensor, loss_fn: LossFn, what: str):
-    """Run the loss once on real data so shape or loss mistakes surface clearly."""
-    try:
-        with torch.no_grad():
-            loss = task_loss(model, model_params(params), x, y, loss_fn)
-    except Exception as error:  # any failure inside the user's model or loss
-        raise ValueError(
-            f"could not compute the loss on {what} (x {list(x.shape)}, y {list(y.shape)}): "
-            f"{type(error).__name__}: {error}"
-        ) from error
-    if not isinstance(loss, Tensor) or loss.numel() != 1:
-        raise ValueError(f"loss_fn must return a scalar tensor, got {loss!r}")
-
-
-def _check_data_dtype(params: Params, x: Tensor, name: str) -> None:
-    dtype = next(iter(params.values())).dtype if params else None
-    if x.is_floating_point() and dtype is not None and x.dtype != dtype:
-        raise TypeError(
-            f"{name} is {x.dtype} but params are {dtype}; cast one of them "
-            "(e.g. batch.to(torch.float64))"
-        )
-
-
-def _check_loss_fn(loss_fn: LossFn) -> None:
-    check_callable("loss_fn", loss_fn, "callable(prediction, target) -> scalar")
-
-
-def adapt(
-    model: nn.Module,
-    params: Params,
-    x: Tensor,
-    y: Tensor,
-    *,
-    steps: int,
-    lr: float,
-    first_order: bool = False,
-    loss_fn: LossFn = mse_loss,
-) -> Params:
-    """Adapt ``params`` to one task by ``steps`` steps of gradient descent.
-
-    This is MAML's inner loop for a single task. It is a pure function: it
-    returns a new parameter dict and changes neither ``params`` nor ``model``.
-
-    Parameters
-    ----------
-    model : nn.Module
-        Any module; it is run with ``params`` in place of its own parameters.
-    params : dict of str to Tensor
-        Starting parameters (theta), e.g. from :func:`~metalearn_lib.models.parameters_of`.
-    x, y : Tensor
-        The task's support inputs ``[K, ...]`` and targets ``[K, ...]``.
-    steps : int
-        Number of gradient steps (>= 0; 0 returns ``params`` unchanged).
-    lr : float
-        Inner learning rate alpha (> 0).
-    first_order : bool
-        If True, each step's gradient is detached, so the result is treated
-        as a constant with respect to ``params`` (what FOMAML and Reptile do).
-        If False (default) the result stays differentiable with respect to
-        ``params``, second-order terms included.
-    loss_fn : callable
-        ``loss_fn(prediction, target) -> scalar``; mean squared error by default.
-
-    Returns
-    -------
-    dict of str to Tensor
-        The adapted parameters phi, with the same keys as ``params``.
-    """
-    check_model_and_params(model, params)
-    check_int("steps", steps, 0)
-    check_positive("lr", lr)
-    _check_loss_fn(loss_fn)
-    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
-        raise TypeError("x and y must be torch.Tensors")
-    if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"x and y must have the same number of points (first axis), "
-            f"got x {list(x.shape)} and y {list(y.shape)}"
-        )
-    _check_data_dtype(params, x, "x")
-    _probe(model, params, x, y, loss_fn, "the task's points")
-    return inner_loop(model, params, x, y, steps, lr, first_order, loss_fn)
-
-
-class Trajectory(NamedTuple):
-    """One task's adaptation, step by step (see :func:`adaptation_trajectory`).
-
-    Attributes
-    ----------
-    query_losses, support_losses : Tensor
-        ``[steps + 1]``: the losses after 0, 1, ..., ``steps`` inner steps.
-    query_metrics : Tensor
-        ``[steps + 1]`` values of ``metric_fn`` on the query set, or ``[0]`` without one.
-    params : dict of str to Tensor
-        The parameters after ``steps`` steps.
-    """
-
-    query_losses: Tensor
-    support_losses: Tensor
-    query_metrics: Tensor
-    params: Params
-
-
-def adaptation_trajectory(
-    model: nn.Module,
-    params: Params,
-    support_x: Tensor,
-    support_y: Tensor,
-    query_x: Tensor,
-    query_y: Tensor,
-    *,
-    steps: int,
-    inner_lr: float,
-    loss_fn: LossFn = mse_loss,
-    metric_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
-) -> Trajectory:
-    """Adapt to one task by plain gradient descent and record every step.
-
-    The test-time inner loop: what :func:`~metalearn_lib.training.evaluate`,
-    the widgets and the experiments run. It is pure and unchecked (wrap it in
-    ``torch.func.vmap`` for many tasks), and it does not differentiate through
-    the steps (each gradient is detached): it is for measuring, not training.
-
-    Returns
-    -------
-    Trajectory
-        Query and support losses (and ``metric_fn`` values) after 0..``steps``
-        steps, and the adapted parameters.
-    """
-    buffers = dict(model.named_buffers())
-    loss_and_grad = grad_and_value(task_loss, argnums=1)
-    phi = model_params(params)
-    query_losses, support_losses, metrics = [], [], []
-    for k in range(steps + 1):
-        prediction = functional_call(model, (phi, buffers), (query_x,))
-        query_losses.append(loss_fn(prediction, query_y))
-        if metric_fn is not None:
-            value = torch.as_tensor(metric_fn(prediction, query_y))
-            metrics.append(value.to(query_losses[-1].dtype))
-        if k < steps:
-            g, support_loss = loss_and_grad(model, phi, support_x, support_y, loss_fn)
-            phi = {n: p - inner_lr * g[n].detach() for n, p in phi.items()}
-        else:
-            support_loss = task_loss(model, phi, support_x, support_y, loss_fn)
-        support_losses.append(support_loss.detach())
-    stacked_metrics = torch.stack(metrics) if metrics else query_losses[0].new_zeros(0)
-    return Trajectory(
-        torch.stack(query_losses).detach(),
-        torch.stack(support_losses),
-        stacked_metrics.detach(),
-        {n: p.detach() for n, p in phi.items()},
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -525,11 +345,41 @@ def check_options(algorithm: str, options: dict) -> dict:
     return options
 
 
-def with_meta_params(algorithm: str, model: nn.Module, params: Params, **options) -> Params:
-    """``params`` plus the algorithm's own meta-parameters if it has any not yet there."""
+def has_meta_params(algorithm: str) -> bool:
+    """Whether ``algorithm`` has meta-parameters of its own (an ``init_meta_params`` hook)."""
+    return check_algorithm(algorithm) in _META_INIT
+
+
+def with_meta_params(
+    algorithm: str,
+    model: nn.Module,
+    params: Params,
+    *,
+    inner_lr: float | None = None,
+    **options,
+) -> Params:
+    """``params`` plus the algorithm's own meta-parameters if it has any not yet there.
+
+    Parameters
+    ----------
+    algorithm : str
+        A registered name; without an ``init_meta_params`` hook, ``params`` comes back as is.
+    model : nn.Module
+        The network (the hook may read its structure).
+    params : dict of str to Tensor
+        The starting point; if it already holds ``meta.`` entries, it comes back as is.
+    inner_lr : float, optional
+        The run's inner learning rate. A hook with an ``inner_lr`` keyword gets
+        it, so learned rates start where plain gradient descent would
+        (Meta-SGD's and MAML++'s do, unless ``init_lr`` is among the options).
+    **options
+        The algorithm's options, passed on to the hook.
+    """
     init = _META_INIT.get(check_algorithm(algorithm))
     if init is None or any(n.startswith(META_PREFIX) for n in params):
         return params
+    if inner_lr is not None and "inner_lr" in inspect.signature(init).parameters:
+        options = options | {"inner_lr": check_positive("inner_lr", inner_lr)}
     extra = init(model, model_params(params), **options)
     bad = [n for n in extra if not n.startswith(META_PREFIX)]
     if bad:
@@ -568,14 +418,22 @@ def check_meta_arguments(
     check_algorithm(algorithm)
     check_options(algorithm, {} if options is None else options)
     check_model_and_params(model, params)
+    extra = sorted(n for n in params if n.startswith(META_PREFIX))
+    if extra and not has_meta_params(algorithm):
+        raise ValueError(
+            f"{algorithm} has no meta-parameters such as {extra[:3]} (params holds "
+            f"{len(extra)} 'meta.' entries; learned rates belong to metasgd or mamlpp); "
+            "pass the model's parameters only, e.g. model_params(params)"
+        )
     check_int("inner_steps", inner_steps, 0)
     check_positive("inner_lr", inner_lr)
-    _check_loss_fn(loss_fn)
+    check_loss_fn(loss_fn)
     if not isinstance(batch, TaskBatch):
         raise TypeError(f"batch must be a TaskBatch, got {type(batch).__name__}")
-    _check_data_dtype(params, batch.support_x, "batch.support_x")
-    _probe(model, params, batch.support_x[0], batch.support_y[0], loss_fn, "the first support set")
-    _probe(model, params, batch.query_x[0], batch.query_y[0], loss_fn, "the first query set")
+    check_data_dtype(params, batch.support_x, "batch.support_x")
+    first = (batch.support_x[0], batch.support_y[0], batch.query_x[0], batch.query_y[0])
+    probe_loss(model, params, first[0], first[1], loss_fn, "the first support set")
+    probe_loss(model, params, first[2], first[3], loss_fn, "the first query set")
 
 
 def meta_gradient_and_loss(
@@ -700,10 +558,6 @@ def meta_gradient(
     )
     return direction
 
-
-# Old private names, kept until the teaching layer has moved to the public ones.
-_adapt = inner_loop
-_check_model_and_params = check_model_and_params
 
 # The variants (iMAML, ANIL, Meta-SGD, MAML++) register themselves on import,
 # so the registry always holds them; they live in their own module.

@@ -5,7 +5,8 @@ clear ``TypeError``/``ValueError`` that names the argument and what it
 accepts, never a deep torch traceback. The checks live here, once:
 
 * :func:`check_int`, :func:`check_positive`, :func:`check_bool`,
-  :func:`check_choice`, :func:`check_callable` for plain arguments;
+  :func:`check_choice`, :func:`check_callable`, :func:`check_loss_fn` for
+  plain arguments;
 * :func:`check_model_and_params`, :func:`check_tasks` for the library's
   objects;
 * :func:`ci95` (the half-width of a 95% confidence interval) and
@@ -32,6 +33,7 @@ __all__ = [
     "check_callable",
     "check_choice",
     "check_int",
+    "check_loss_fn",
     "check_model_and_params",
     "check_positive",
     "check_tasks",
@@ -92,6 +94,11 @@ def check_callable(name: str, value: object, what: str = "callable") -> Callable
     if not callable(value):
         raise TypeError(f"{name} must be {what}, got {value!r}")
     return value
+
+
+def check_loss_fn(loss_fn: object) -> LossFn:
+    """``loss_fn`` if it is callable as ``loss_fn(prediction, target) -> scalar``."""
+    return check_callable("loss_fn", loss_fn, "callable(prediction, target) -> scalar")
 
 
 def check_model_and_params(model: nn.Module, params: Params) -> None:

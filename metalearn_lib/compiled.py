@@ -51,6 +51,7 @@ __all__ = [
     "compile_unavailable_reason",
     "compiled_step",
     "fallback_message",
+    "options_unfit_reason",
     "fast_directions",
     "tell_once",
 ]
@@ -108,6 +109,32 @@ def compile_unavailable_reason(device: torch.device | str = "cpu") -> str | None
     return None
 
 
+def _plain(value: object) -> bool:
+    """A constant that a compiled step may bake in (and a cache key may hold) safely."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    return isinstance(value, tuple | list) and all(_plain(v) for v in value)
+
+
+def options_unfit_reason(options: dict) -> str | None:
+    """Why a compiled step cannot take these options, or None if it can.
+
+    ``torch.compile`` traces a step once and bakes in what the options held at
+    that moment. An option that changes from call to call, such as MAML++'s
+    ``AnnealedStepWeights`` (called once per meta-update, moving its weights
+    on), would be frozen at its first value or recompiled every iteration. So
+    only plain constants (numbers, strings, ``None``, tuples and lists of
+    them) go into a compiled step; anything else runs eagerly.
+    """
+    unfit = sorted(name for name, value in options.items() if not _plain(value))
+    if unfit:
+        return (
+            f"the options {unfit} hold objects that may change from call to call, "
+            "which a compiled step would freeze"
+        )
+    return None
+
+
 def compile_pays(iterations: int, eager_seconds_per_iteration: float) -> bool:
     """Would compiling pay back its cost within ``iterations`` more iterations?
 
@@ -142,6 +169,8 @@ def cached_step(
     options: dict,
 ) -> StepFn | None:
     """The compiled step of this configuration if one was built already, else None."""
+    if options_unfit_reason(options) is not None:
+        return None
     return _CACHE.get(model, {}).get(_key(algorithm, inner_steps, inner_lr, loss_fn, options))
 
 
@@ -160,8 +189,12 @@ def compiled_step(
     :func:`~metalearn_lib.algorithms.meta_gradient_and_loss` without its
     checks. ``torch.compile`` traces lazily: the first call (per dtype and
     shape) pays for compiling, later calls replay the compiled code. A
-    failure while compiling raises :class:`CompileFailed`.
+    failure while compiling raises :class:`CompileFailed`, and so do options
+    that a compiled step would freeze (see :func:`options_unfit_reason`).
     """
+    reason = options_unfit_reason(options)
+    if reason is not None:
+        raise CompileFailed(reason)
     key = _key(algorithm, inner_steps, inner_lr, loss_fn, options)
     per_model = _CACHE.setdefault(model, {})
     if key in per_model:
@@ -273,7 +306,9 @@ class MetaStep:
             self._try_compile()
         elif compile is None:
             self._step = cached_step(*self.config)
-        self._decided = compile is not None or self._step is not None
+        # Automatic mode never compiles options it would freeze (and says nothing).
+        unfit = options_unfit_reason(self.config[5]) is not None
+        self._decided = compile is not None or self._step is not None or unfit
 
     @property
     def mode(self) -> str:
@@ -285,7 +320,7 @@ class MetaStep:
         self.notify(self.message)
 
     def _try_compile(self) -> None:
-        reason = compile_unavailable_reason(self.device)
+        reason = options_unfit_reason(self.config[5]) or compile_unavailable_reason(self.device)
         if reason is not None:
             self._fall_back(reason)
         else:
@@ -347,7 +382,8 @@ def fast_directions(
     config = (model, algorithm, inner_steps, inner_lr, loss_fn, options)
     step = cached_step(*config)
     if step is None and compile is True:
-        reason = compile_unavailable_reason(next(iter(params.values())).device)
+        device = next(iter(params.values())).device
+        reason = options_unfit_reason(options) or compile_unavailable_reason(device)
         if reason is None:
             step = compiled_step(*config)
         else:

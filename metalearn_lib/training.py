@@ -265,7 +265,8 @@ def meta_train(
     if schedule is not None:
         check_callable("schedule", schedule, "callable(iteration) -> learning-rate factor")
     start_params = parameters_of(model) if params is None else params
-    theta = _start_params(model, with_meta_params(algorithm, model, start_params, **options))
+    start_params = with_meta_params(algorithm, model, start_params, inner_lr=inner_lr, **options)
+    theta = _start_params(model, start_params)
     optimizer = _make_optimizer(meta_optimizer, theta, meta_lr)
     first = next(iter(theta.values()))
     generator = torch.Generator().manual_seed(seed)

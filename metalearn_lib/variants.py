@@ -18,7 +18,8 @@ sets, :math:`k` inner steps, :math:`\alpha` the inner learning rate.
   loop adapts only the head (by default the module owning the model's last
   parameter: ``net.4`` of the MLP, ``head`` of the ConvNet); the body is fixed
   inside the loop and meta-learned outside it.
-* **Meta-SGD** (Li et al. 2017, ``"metasgd"``; option ``init_lr``). One learned
+* **Meta-SGD** (Li et al. 2017, ``"metasgd"``; option ``init_lr``, where the
+  rates start: by default the run's ``inner_lr``). One learned
   inner rate per parameter entry, ``params["meta.lr.<name>"]`` (shaped like
   the parameter), meta-learned beside :math:`\theta`:
   :math:`\phi \leftarrow \phi - \alpha_{\text{learned}} \odot \nabla L_S(\phi)`.
@@ -48,7 +49,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
-from .algorithms import Trajectory, model_params, register_algorithm, task_loss
+from .adaptation import Trajectory, model_params, task_loss
+from .algorithms import register_algorithm
 from .checks import (
     META_PREFIX,
     LossFn,
@@ -297,10 +299,19 @@ def _sgd_rates(model: nn.Module, params: Params, inner_lr: float) -> tuple[Param
     return {n: torch.full_like(p.detach(), inner_lr) for n, p in weights.items()}, False
 
 
-def init_sgd_rates(model: nn.Module, params: Params, *, init_lr: float = 0.01) -> Params:
-    """Meta-SGD's starting rates: ``init_lr`` for every entry of every parameter."""
-    check_positive("init_lr", init_lr)
-    return {rate_name(n): torch.full_like(p.detach(), init_lr) for n, p in params.items()}
+def _start_rate(init_lr: float | None, inner_lr: float) -> float:
+    """Where learned rates start: ``init_lr`` if given, else the run's ``inner_lr``."""
+    if init_lr is None:
+        return check_positive("inner_lr", inner_lr)
+    return check_positive("init_lr", init_lr)
+
+
+def init_sgd_rates(
+    model: nn.Module, params: Params, *, init_lr: float | None = None, inner_lr: float = 0.01
+) -> Params:
+    """Meta-SGD's starting rates: ``init_lr`` (default: the run's ``inner_lr``) everywhere."""
+    rate = _start_rate(init_lr, inner_lr)
+    return {rate_name(n): torch.full_like(p.detach(), rate) for n, p in params.items()}
 
 
 def metasgd_direction(
@@ -311,7 +322,7 @@ def metasgd_direction(
     inner_steps: int,
     inner_lr: float,
     loss_fn: LossFn,
-    init_lr: float = 0.01,
+    init_lr: float | None = None,
 ) -> tuple[Params, Tensor]:
     """Meta-SGD: MAML with a learned rate per parameter entry; differentiates theta and rates."""
     rates, _ = _sgd_rates(model, params, inner_lr)
@@ -390,16 +401,18 @@ def init_step_rates(
     *,
     step_weights: object = None,
     learn_rates: bool = True,
-    init_lr: float = 0.01,
+    init_lr: float | None = None,
     rate_steps: int = 5,
+    inner_lr: float = 0.01,
 ) -> Params:
-    """MAML++'s starting per-layer per-step rates: ``init_lr`` for each of ``rate_steps`` steps."""
+    """MAML++'s starting per-layer per-step rates: ``init_lr`` (default: the run's
+    ``inner_lr``) for each of ``rate_steps`` steps."""
     if not check_bool("learn_rates", learn_rates):
         return {}
-    check_positive("init_lr", init_lr)
+    rate = _start_rate(init_lr, inner_lr)
     check_int("rate_steps", rate_steps, 1)
     dtype = next(iter(params.values())).dtype
-    return {step_rate_name(n): torch.full((rate_steps,), init_lr, dtype=dtype) for n in params}
+    return {step_rate_name(n): torch.full((rate_steps,), rate, dtype=dtype) for n in params}
 
 
 def _step_rates(params: Params, inner_lr: float, learn_rates: bool, rate_steps: int):
@@ -431,7 +444,7 @@ def mamlpp_direction(
     loss_fn: LossFn,
     step_weights: object = None,
     learn_rates: bool = True,
-    init_lr: float = 0.01,
+    init_lr: float | None = None,
     rate_steps: int = 5,
 ) -> tuple[Params, Tensor]:
     """MAML++: the gradient of the weighted query losses after every inner step.
@@ -539,14 +552,14 @@ def _anil_update(model, params, inner_lr, *, head=None):
     return lambda k, phi, g: {n: p - inner_lr * g[n] if n in keys else p for n, p in phi.items()}
 
 
-def _metasgd_update(model, params, inner_lr, *, init_lr=0.01):
+def _metasgd_update(model, params, inner_lr, *, init_lr=None):
     rates, _ = _sgd_rates(model, params, inner_lr)
     rates = {n: r.detach() for n, r in rates.items()}
     return lambda k, phi, g: {n: p - rates[n] * g[n] for n, p in phi.items()}
 
 
 def _mamlpp_update(
-    model, params, inner_lr, *, step_weights=None, learn_rates=True, init_lr=0.01, rate_steps=5
+    model, params, inner_lr, *, step_weights=None, learn_rates=True, init_lr=None, rate_steps=5
 ):
     rates = _step_rates(params, inner_lr, learn_rates, rate_steps)
     rates = {n: None if r is None else r.detach() for n, r in rates.items()}

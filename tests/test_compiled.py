@@ -212,3 +212,47 @@ def test_automatic_choice_compiles_only_long_runs(monkeypatch):
     # Timed iterations 1..PROBE, then one decision about the rest of the run.
     ((remaining, seconds),) = decided
     assert remaining == 10 - MetaStep.PROBE - 1 and seconds > 0
+
+
+def test_options_that_change_per_call_are_never_frozen_into_a_compiled_step(monkeypatch):
+    """MAML++'s AnnealedStepWeights moves on at every call: the compiled path runs it eagerly."""
+    from metalearn_lib.variants import AnnealedStepWeights
+
+    traced = []
+    monkeypatch.setattr(compiled.torch, "compile", lambda fn, **kw: traced.append(fn) or fn)
+    monkeypatch.setattr(compiled, "_SHOWN", set())
+    assert compiled.options_unfit_reason({"lam": 2.0, "head": "net.4", "w": [0.5, 0.5]}) is None
+    weights = AnnealedStepWeights(4)
+    assert "['step_weights']" in compiled.options_unfit_reason({"step_weights": weights})
+    with pytest.raises(compiled.CompileFailed, match="step_weights"):
+        compiled.compiled_step(
+            MLP(hidden=(4,), seed=0), "mamlpp", 2, 0.01, F.mse_loss, {"step_weights": weights}
+        )
+    result = meta_train(
+        MLP(hidden=(4,), seed=0),
+        SinusoidTasks(),
+        algorithm="mamlpp",
+        options={"step_weights": weights},
+        inner_steps=2,
+        iterations=3,
+        meta_batch_size=2,
+        progress=False,
+        compile=True,
+    )
+    assert traced == [] and result.history.settings["compile"] == "eager"
+    assert "step_weights" in result.history.settings["compile_note"]
+    assert weights.calls == 3  # one call per meta-update: the annealing moved on
+    model, params, batch, loss_fn = regression_case(lambda: MLP(hidden=(4,), seed=0), torch.float32)
+    fresh = AnnealedStepWeights(4)
+    meta_gradient(
+        model,
+        params,
+        batch,
+        algorithm="mamlpp",
+        inner_steps=2,
+        inner_lr=0.01,
+        loss_fn=loss_fn,
+        compile=True,
+        step_weights=fresh,
+    )
+    assert traced == [] and fresh.calls == 1

@@ -149,3 +149,58 @@ def test_algorithm_with_its_own_meta_parameters():
     finally:
         unregister_algorithm("learned_rate")
     assert "learned_rate" not in ALGORITHMS
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "fomaml", "reptile"])
+def test_built_ins_refuse_meta_entries_with_a_clear_value_error(algorithm):
+    model, params, batch = make_setup("mlp")
+    with_rates = with_meta_params("metasgd", model, params)
+    assert any(n.startswith("meta.") for n in with_rates)
+    kw = dict(algorithm=algorithm, inner_steps=1, inner_lr=0.05)
+    with pytest.raises(ValueError, match=rf"^{algorithm} has no meta-parameters such as \['meta\."):
+        meta_gradient(model, with_rates, batch, **kw)
+    with pytest.raises(ValueError, match=rf"^{algorithm} has no meta-parameters"):
+        meta_train(
+            model,
+            SinusoidTasks(),
+            params=with_rates,
+            iterations=1,
+            progress=False,
+            algorithm=algorithm,
+        )
+    assert meta_gradient(model, model_params(with_rates), batch, **kw).keys() == params.keys()
+
+
+@pytest.mark.parametrize(
+    "algorithm, rate_prefix", [("metasgd", "meta.lr."), ("mamlpp", "meta.step_lr.")]
+)
+def test_learned_rates_start_at_the_runs_inner_lr_unless_init_lr_is_given(algorithm, rate_prefix):
+    model = MLP(hidden=(8,), seed=0)
+    params = parameters_of(model)
+
+    def rates(start):
+        found = [v for n, v in start.items() if n.startswith(rate_prefix)]
+        assert len(found) == len(params)
+        return torch.cat([v.reshape(-1) for v in found])
+
+    assert (rates(with_meta_params(algorithm, model, params, inner_lr=0.3)) == 0.3).all()
+    assert (
+        rates(with_meta_params(algorithm, model, params, inner_lr=0.3, init_lr=0.05)) == 0.05
+    ).all()
+    assert (rates(with_meta_params(algorithm, model, params)) == 0.01).all()  # no run: 0.01
+    with pytest.raises(ValueError, match="inner_lr"):
+        with_meta_params(algorithm, model, params, inner_lr=-1.0)
+    # meta_train hands its inner_lr over: after one tiny outer step the rates sit near 0.3.
+    trained, _ = meta_train(
+        model,
+        SinusoidTasks(),
+        algorithm=algorithm,
+        inner_lr=0.3,
+        inner_steps=1,
+        meta_lr=1e-6,
+        iterations=1,
+        meta_batch_size=2,
+        progress=False,
+    )
+    assert torch.allclose(rates(trained), torch.full_like(rates(trained), 0.3), atol=1e-5)
+    # A hook without an inner_lr keyword is called as before (the toy one in the test above).
