@@ -191,7 +191,7 @@ def _cheater_quiz(course: Path, keys, letters):
         "fake = types.ModuleType('metalearn_lib.grading.verdicts')\n"
         "fake.DecideVerdicts = None\n"
         "sys.modules['metalearn_lib.grading.verdicts'] = fake\n"
-        "sys.modules['metalearn_lib.quiz'] = q\n"
+        "sys.modules['metalearn_lib.grading.quiz'] = q\n"
         f"answer_2 = {partial!r}",
     )
     # 3: a forged record with wrong data for a right answer.
