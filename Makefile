@@ -59,7 +59,7 @@ bench-quick: venv  ## every benchmark with tiny settings, into a temporary folde
 
 # --- nbgrader (instructors; see docs/instructor_guide.md) -------------------
 # Run from the repository root, which is the nbgrader course root; "*" means
-# every assignment in solutions/ (inner_loop, first_order, variants_quiz).
+# every assignment in solutions/ (inner_loop, first_order, variants_quiz, variants).
 .PHONY: release autograde feedback grades
 
 release: venv  ## solutions/ -> exercises/ (student versions)
