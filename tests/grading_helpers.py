@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = ("inner_loop", "first_order", "variants_quiz")
+ASSIGNMENTS = ("inner_loop", "first_order", "variants_quiz", "variants")
 BIN = Path(sys.executable).parent
 
 

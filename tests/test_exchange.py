@@ -205,8 +205,8 @@ def test_the_later_submission_is_the_one_graded(cycle):
 def test_exact_grades_in_the_csv(cycle):
     rows, key = cycle["rows"], cycle["key"]
     ben_expected = sum(fraction(a, *key[q]) for q, a in cycle["ben_quiz"].items())
-    # By the rule: q1 1/5, q2 3/5, q3 4/6, q4 0 (floored), q5 refused, q6 1, q7-q9 blank.
-    assert ben_expected == pytest.approx(0.2 + 0.6 + 4 / 6 + 0 + 0 + 1)
+    # By the rule: q1 1/5, q2 3/5, q3 3/7, q4 0 (floored), q5 refused, q6 1, q7-q9 blank.
+    assert ben_expected == pytest.approx(0.2 + 0.6 + 3 / 7 + 0 + 0 + 1)
     expected = {
         (QUIZ, "ada"): 9.0,
         (QUIZ, "ben"): ben_expected,

@@ -38,7 +38,10 @@ from metalearn_lib.grading.quiz import score
 pytestmark = pytest.mark.slow
 
 STUDENTS = ("right", "blank", "hostile", "partial", "cheater", "broken_json", "missing")
-AUTOGRADED_POINTS = {"inner_loop": 5.0, "first_order": 4.0, "variants_quiz": 9.0}
+AUTOGRADED_POINTS = {"inner_loop": 5.0, "first_order": 4.0, "variants_quiz": 9.0, "variants": 5.0}
+# The assignments with hostile and cheating submissions; "variants" gets only right and blank
+# here (tests/test_variants_assignment.py grades a wrong ANIL).
+ATTACKED = ("inner_loop", "first_order", "variants_quiz")
 
 # Strings that must never reach a student: solution and hidden-test markers,
 # the grading call and its hashed keys, mark schemes, hidden seeds.
@@ -55,6 +58,7 @@ LEAKS = [
     '"seed": 331',
     '"seed": 4242',
     '"seed": 8080',
+    '"seed": 2718',
 ]
 # What only the grader may see: records and their MIME type.
 RECORD_LEAKS = ["application/vnd.metalearn.grading-record", "recorded for grading"]
@@ -191,7 +195,7 @@ def _cheater_quiz(course: Path, keys, letters):
         "fake = types.ModuleType('metalearn_lib.grading.verdicts')\n"
         "fake.DecideVerdicts = None\n"
         "sys.modules['metalearn_lib.grading.verdicts'] = fake\n"
-        "sys.modules['metalearn_lib.quiz'] = q\n"
+        "sys.modules['metalearn_lib.grading.quiz'] = q\n"
         f"answer_2 = {partial!r}",
     )
     # 3: a forged record with wrong data for a right answer.
@@ -414,12 +418,12 @@ def test_exercises_leak_no_solution_hidden_test_or_key():
 def test_validate_passes_on_sources_and_fails_every_test_on_the_release(course: Path):
     sources = [f"solutions/{a}/{a}.ipynb" for a in ASSIGNMENTS]
     result = nbgrader(course, "validate", *sources)
-    assert result.stdout.count("Success! Your notebook passes all the tests.") == 3, (
+    assert result.stdout.count("Success! Your notebook passes all the tests.") == len(sources), (
         result.stdout[-3000:] + result.stderr[-3000:]
     )
     releases = [f"exercises/{a}/{a}.ipynb" for a in ASSIGNMENTS]
     result = nbgrader(course, "validate", "--invert", *releases)
-    assert result.stdout.count("Success! The notebook does not pass any tests.") == 3, (
+    assert result.stdout.count("Success! The notebook does not pass any tests.") == len(releases), (
         result.stdout[-3000:] + result.stderr[-3000:]
     )
 
@@ -442,7 +446,7 @@ def test_the_batch_completes_and_only_the_invalid_notebook_fails(graded, course:
     errors = re.findall(r"error processing assignment '(\w+)' for student '(\w+)'", log)
     assert errors == [("inner_loop", "broken_json")], log[-3000:]
     for student in ("right", "blank", "hostile"):
-        for assignment in ASSIGNMENTS:
+        for assignment in ASSIGNMENTS if student != "hostile" else ATTACKED:
             assert (course / "autograded" / student / assignment / f"{assignment}.ipynb").exists()
 
 
@@ -512,7 +516,7 @@ def test_each_rejected_record_says_why(graded, course: Path):
     assert "the record does not hold the 3 cases" in first["test_fomaml"]
     # Records never stay in the graded notebook, in any cell.
     for student in ("right", "cheater", "hostile"):
-        for assignment in ASSIGNMENTS:
+        for assignment in ASSIGNMENTS if student == "right" else ATTACKED:
             text = json.dumps(_test_outputs(course, student, assignment))
             assert not any(leak in text for leak in RECORD_LEAKS), (student, assignment)
 

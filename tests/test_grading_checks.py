@@ -78,3 +78,37 @@ def test_checks_never_raise_print_or_accept_tricks(capsys):
     assert params_match({"w": torch.ones(2)}, expected)
     assert not params_match({"w": torch.ones(3)}, expected)
     assert not params_match({"w": torch.ones(2), "b": torch.ones(1)}, expected)
+
+
+def test_record_checks_reuses_the_visible_checks_outputs_and_runs_hidden_cases(monkeypatch):
+    """A graded test records the visible cases' outputs from the friendly check, frozen when
+    it ran (a later change to a returned tensor changes nothing), and runs the others."""
+    from metalearn_lib.grading import coding
+
+    recorded = []
+    monkeypatch.setattr(coding, "emit_record", lambda cell, kind, data: recorded.append(data))
+    calls, returned = [], []
+
+    def fomaml(model, params, batch, *, inner_steps, inner_lr):
+        calls.append(inner_steps)
+        out = meta_gradient(
+            model, params, batch, algorithm="fomaml", inner_steps=inner_steps, inner_lr=inner_lr
+        )
+        returned.append(out)
+        return out
+
+    visible = {"algorithm": "fomaml", "seed": 0, "hidden": [6], "tasks": 2, "inner_steps": 1}
+    hidden = {**visible, "seed": 5, "inner_steps": 2}
+    assert check_meta_gradient(fomaml, "fomaml", seed=0, hidden=(6,), tasks=2, inner_steps=1)
+    assert calls == [1]
+    for tensor in returned[0].values():
+        tensor.add_(1.0)  # after the check: must not reach the record
+    coding.record_checks("test_x", fomaml, "meta_gradient", [visible, hidden])
+    assert calls == [1, 2]  # the visible case ran once, the hidden case once
+    (data,) = recorded
+    for case, entry in zip([visible, hidden], data):
+        want = coding.expected_outputs("meta_gradient", case)
+        assert coding.outputs_match(entry["outputs"], want)
+    # Another function object with the same cases runs them itself.
+    coding.record_checks("test_x", lambda *a, **k: fomaml(*a, **k), "meta_gradient", [visible])
+    assert calls == [1, 2, 1]

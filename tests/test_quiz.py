@@ -292,14 +292,30 @@ def test_quiz_introduction_states_what_each_strategy_earns():
     keys, letters, intro = _quiz()
     everything = sum(score(set(letters[q]), keys[q], letters[q]) for q in keys)
     random = sum(_expected_random(keys[q], letters[q]) for q in keys)
-    assert everything == pytest.approx(1.0)
-    assert "ticking every statement of every question earns 1 of the 9 points" in intro
-    assert round(random, 1) == 1.6
-    assert "earns about 1.6 of the\n9 points on average" in intro
+    assert round(everything, 1) == 1.1
+    assert "ticking every statement of every question earns about 1.1 of the 9 points" in intro
+    assert round(random, 1) == 1.5
+    assert "earns about 1.5 of\nthe 9 points on average" in intro
     # Ticking nothing is a format error: no record, no points.
     for q in keys:
         with pytest.raises(ValueError, match="empty"):
             check_answer(set(), letters[q])
-    assert "an empty answer is a format\nerror and earns 0" in intro
+    assert "an empty answer is a\nformat error and earns 0" in intro
     # A fully right answer earns every point.
     assert sum(score(keys[q], keys[q], letters[q]) for q in keys) == 9
+
+
+def test_every_hashed_key_gives_the_solution_full_points():
+    """The grader-key lines were made from the solution's answers, letter for letter."""
+    keys, letters, _ = _quiz()
+    nb = json.loads(QUIZ.read_text())
+    hashed = {}
+    for cell in nb["cells"]:
+        for line in "".join(cell["source"]).splitlines():
+            if m := re.fullmatch(r"# grader-key: variants-q(\d+) (v1:\S+)", line.strip()):
+                hashed[int(m[1])] = m[2]
+    assert set(hashed) == set(keys)
+    for q in keys:
+        assert hashed_score(set(keys[q]), f"variants-q{q}", letters[q], hashed[q]) == 1.0
+        wrong = set(letters[q]) - keys[q]
+        assert hashed_score(wrong, f"variants-q{q}", letters[q], hashed[q]) == 0.0

@@ -46,6 +46,15 @@ def graded(tmp_path_factory):
     )
     cell_by_id(wrong, "answer_1").source = 'answer_1 = {"A", "C", "D", "E"}'  # E is false
     submit(course, "wrong", ASSIGNMENT, wrong)
+    # Right numbers, but from the library's meta_gradient, which the exercise forbids.
+    library = solved(ASSIGNMENT, course)
+    cell_by_id(library, "anil").source = (
+        "from metalearn_lib import meta_gradient as mg\n"
+        "def anil_meta_gradient(model, params, batch, *, inner_steps, inner_lr):\n"
+        "    return mg(model, params, batch, algorithm='anil', inner_steps=inner_steps,\n"
+        "              inner_lr=inner_lr)\n"
+    )
+    submit(course, "library", ASSIGNMENT, library)
     result = nbgrader(course, "autograde", ASSIGNMENT, "--force")
     assert result.returncode == 0, result.stderr[-3000:]
     return committed, regenerated, export(course)
@@ -65,3 +74,5 @@ def test_scores_come_from_the_grader(graded):
     assert scores[ASSIGNMENT, "blank"] == 0.0
     # ANIL as MAML fails its hidden cases (0 of 3); question 1: 3 right, 1 wrong of 5 -> 0.6.
     assert scores[ASSIGNMENT, "wrong"] == pytest.approx(1.0 + 0.6)
+    # The library's meta_gradient gives right numbers but is forbidden: the quiz's 2 only.
+    assert scores[ASSIGNMENT, "library"] == 2.0

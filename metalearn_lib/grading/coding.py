@@ -10,7 +10,9 @@ Three parts, one set of case builders:
   return ``True`` or ``False``, printing nothing;
 * :func:`record_checks` runs in the student's kernel for the *graded* test:
   it only gathers the student's outputs on every case (tensors as plain
-  numbers) and records them (:mod:`metalearn_lib.grading.records`);
+  numbers) and records them (:mod:`metalearn_lib.grading.records`); the
+  visible cases are not run twice: their outputs, encoded when the friendly
+  check ran the same function on them, are recorded as they were;
 * :func:`expected_outputs` and :func:`outputs_match` run in the **grader's
   process** (:class:`metalearn_lib.grading.verdicts.DecideVerdicts`): the
   reference outputs are recomputed there from the same seeds, so nothing a
@@ -184,6 +186,21 @@ def _run_meta_gradient(fn: Callable, case: dict) -> dict[str, object]:
 
 _RUNNERS = {"sgd_step": _run_sgd_step, "adapt": _run_adapt, "meta_gradient": _run_meta_gradient}
 
+#: Encoded outputs of the cases a friendly check ran in this kernel, by (id of the function,
+#: case id), with the function itself (so its id cannot be reused). The graded test that
+#: follows a visible one records these instead of running the same cases again. They are
+#: encoded (plain numbers) when the check runs, so changing a returned tensor afterwards
+#: changes nothing; a record is the student's data either way, judged by the grader.
+_CHECKED: dict[tuple[int, str], tuple[Callable, dict[str, object]]] = {}
+
+
+def _encoded_outputs(fn: Callable, check: str, full: dict) -> dict[str, object]:
+    """The encoded outputs of ``fn`` on one case: from a friendly check if one ran it."""
+    seen = _CHECKED.get((id(fn), case_id(check, full)))
+    if seen is not None and seen[0] is fn:
+        return seen[1]
+    return {k: _encode(v) for k, v in _RUNNERS[check](fn, full).items()}
+
 
 # ---------------------------------------------------------------------------
 # References (grader side; also behind the friendly checks)
@@ -306,10 +323,7 @@ def record_checks(cell: str, fn: Callable, check: str, cases: list[dict]) -> Non
     data = []
     for case in cases:
         full = _full_case(check, case)
-        outputs = _RUNNERS[check](fn, full)
-        data.append(
-            {"case": case_id(check, case), "outputs": {k: _encode(v) for k, v in outputs.items()}}
-        )
+        data.append({"case": case_id(check, case), "outputs": _encoded_outputs(fn, check, full)})
     emit_record(cell, "coding", data)
 
 
@@ -321,6 +335,7 @@ def record_checks(cell: str, fn: Callable, check: str, cases: list[dict]) -> Non
 def _check(check: str, fn: Callable, case: dict) -> bool:
     full = _full_case(check, case)
     got = _RUNNERS[check](fn, full)
+    _CHECKED[id(fn), case_id(check, full)] = (fn, {k: _encode(v) for k, v in got.items()})
     want = expected_outputs(check, full)
     for key, value in want.items():
         if isinstance(value, bool):

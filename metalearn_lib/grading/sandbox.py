@@ -76,12 +76,16 @@ def _tool(name: str) -> str:
     return shutil.which(name) or shutil.which(name, path="/usr/bin:/bin:/usr/sbin") or name
 
 
-def _read_only_paths() -> list[str]:
-    """The course environment: Python, the venv, the library (deduplicated, existing)."""
+def _library_folder() -> str:
+    """The folder of the ``metalearn_lib`` package this process imported."""
     import metalearn_lib
 
-    package = str(Path(metalearn_lib.__file__).resolve().parent)
-    paths = ["/usr", sys.base_prefix, sys.prefix, package]
+    return str(Path(metalearn_lib.__file__).resolve().parent)
+
+
+def _read_only_paths() -> list[str]:
+    """The course environment: Python, the venv, the library (deduplicated, existing)."""
+    paths = ["/usr", sys.base_prefix, sys.prefix, _library_folder()]
     paths += [p for p in _ETC if os.path.exists(p)]
     out: list[str] = []
     for path in sorted({str(Path(p).resolve()) for p in paths if p}, key=len):
@@ -136,6 +140,9 @@ def bwrap_command(box: Path, *, as_root: bool, tmpfs_mb: int) -> list[str]:
         "NBGRADER_EXECUTION": "autograde",
         "LANG": "C.UTF-8",
         "JPY_PARENT_PID": "1",  # no parent poller (its pid is meaningless here), no banner
+        # The kernel imports the very library copy the grader imported (and mounted), also
+        # when the venv's editable install points at another checkout (a git worktree).
+        "PYTHONPATH": str(Path(_library_folder()).parent),
     }
     for key, value in env.items():
         cmd += ["--setenv", key, value]

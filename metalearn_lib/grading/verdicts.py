@@ -209,6 +209,16 @@ class DecideVerdicts(NbGraderPreprocessor):
                 "loop_fomaml",
                 "loop_reptile",
             ],
+            "variants": [
+                "meta_gradient",
+                "meta_gradient_and_loss",
+                "loop_meta_gradient",
+                "loop_anil",
+                "loop_maml",
+                "anil_direction",
+                "maml_direction",
+                "inner_loop",
+            ],
         },
         help=(
             "Per assignment, library names a student's answer cells may not use for the "
