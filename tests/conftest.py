@@ -107,3 +107,32 @@ def signed_fomaml():
     finally:
         unregister_loop_direction("signed_fomaml")
         unregister_algorithm("signed_fomaml")
+
+
+# Debian's chromium, driven by playwright in the browser, site and classroom tests
+# (never `playwright install`: it downloads a browser of its own).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def browser_or_skip() -> None:
+    """Skip the calling test without chromium or playwright; fail instead when REQUIRE_BROWSER=1."""
+    missing = None
+    if not os.path.exists(CHROMIUM):
+        missing = f"{CHROMIUM} not found (apt-get install -y chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing = "python playwright is not installed"
+    if missing:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(f"REQUIRE_BROWSER=1 but {missing}")
+        pytest.skip(missing)

@@ -565,9 +565,9 @@ def test_the_instructor_releases_the_quiz(hub):
 
 @pytest.mark.slow
 def test_a_student_logs_in_in_chromium_and_sees_the_quiz(hub):
-    from test_browser import CHROMIUM, CHROMIUM_FLAGS, _browser_or_skip
+    from conftest import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
 
-    _browser_or_skip()
+    browser_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -33,18 +33,10 @@ from urllib.parse import unquote, urlsplit
 
 import nbformat
 import pytest
+from conftest import CHROMIUM, CHROMIUM_FLAGS, browser_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CHAPTERS = sorted((ROOT / "course").glob("*.ipynb"))
 # One chapter cache per test session, shared with tests/test_notebooks.py (same expression there).
 os.environ.setdefault(
@@ -293,21 +285,6 @@ def test_no_page_points_at_another_host_for_scripts_styles_or_pictures(site):
 # ---------------------------------------------------------------------------
 
 
-def _browser_or_skip():
-    missing = None
-    if not os.path.exists(CHROMIUM):
-        missing = f"{CHROMIUM} not found (apt-get install -y chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            missing = "python playwright is not installed"
-    if missing:
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {missing}")
-        pytest.skip(missing)
-
-
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         pass
@@ -329,7 +306,7 @@ def served(site):
 
 @pytest.fixture(scope="module")
 def browser():
-    _browser_or_skip()
+    browser_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
