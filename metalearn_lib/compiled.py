@@ -52,13 +52,14 @@ __all__ = [
     "compiled_step",
     "fallback_message",
     "options_unfit_reason",
+    "resolve_options",
     "fast_directions",
     "tell_once",
 ]
 
 log = logging.getLogger(__name__)
 
-StepFn = Callable[[Params, Tensor, Tensor, Tensor, Tensor], tuple[Params, Tensor]]
+StepFn = Callable[[Params, Tensor, Tensor, Tensor, Tensor, dict], tuple[Params, Tensor]]
 
 #: When compiling pays, measured on the course machine (2 cores, torch 2.13,
 #: one thread; docs/benchmarks/training_speed.md): rows of (eager seconds per
@@ -116,23 +117,51 @@ def _plain(value: object) -> bool:
     return isinstance(value, tuple | list) and all(_plain(v) for v in value)
 
 
+def _per_call(value: object) -> bool:
+    """An option that gives new numbers at every meta-update (it has ``for_call``)."""
+    return callable(getattr(value, "for_call", None))
+
+
 def options_unfit_reason(options: dict) -> str | None:
     """Why a compiled step cannot take these options, or None if it can.
 
     ``torch.compile`` traces a step once and bakes in what the options held at
-    that moment. An option that changes from call to call, such as MAML++'s
-    ``AnnealedStepWeights`` (called once per meta-update, moving its weights
-    on), would be frozen at its first value or recompiled every iteration. So
-    only plain constants (numbers, strings, ``None``, tuples and lists of
-    them) go into a compiled step; anything else runs eagerly.
+    that moment. Plain constants (numbers, strings, ``None``, tuples and lists
+    of them) are baked in. An option whose numbers change from call to call
+    goes in as a tensor *input* instead, so that it is never frozen: a tensor,
+    or an object with a ``for_call(inner_steps)`` method (such as MAML++'s
+    ``AnnealedStepWeights``), which :func:`resolve_options` calls once per
+    meta-update. Anything else would be frozen at its first value, so it runs
+    eagerly.
     """
-    unfit = sorted(name for name, value in options.items() if not _plain(value))
+    unfit = sorted(
+        name
+        for name, value in options.items()
+        if not (_plain(value) or isinstance(value, Tensor) or _per_call(value))
+    )
     if unfit:
         return (
             f"the options {unfit} hold objects that may change from call to call, "
             "which a compiled step would freeze"
         )
     return None
+
+
+def resolve_options(options: dict, inner_steps: int, like: Tensor) -> dict:
+    """This meta-update's options: each per-call object replaced by its numbers as a tensor.
+
+    Called once per meta-update, eager or compiled alike, so that both see the
+    same sequence (an annealing schedule moves on exactly once per update).
+    The tensor takes ``like``'s dtype and device.
+    """
+    return {
+        name: (
+            torch.as_tensor(value.for_call(inner_steps), dtype=like.dtype, device=like.device)
+            if _per_call(value)
+            else value
+        )
+        for name, value in options.items()
+    }
 
 
 def compile_pays(iterations: int, eager_seconds_per_iteration: float) -> bool:
@@ -155,9 +184,16 @@ def compile_pays(iterations: int, eager_seconds_per_iteration: float) -> bool:
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, StepFn]] = weakref.WeakKeyDictionary()
 
 
+def _split(options: dict) -> tuple[dict, list[str]]:
+    """The options baked in as constants, and the names of those that go in as tensors."""
+    inputs = sorted(n for n, v in options.items() if isinstance(v, Tensor) or _per_call(v))
+    return {n: v for n, v in options.items() if n not in inputs}, inputs
+
+
 def _key(algorithm, inner_steps, inner_lr, loss_fn, options) -> tuple:
-    frozen = tuple(sorted((k, repr(v)) for k, v in options.items()))
-    return (algorithm, DIRECTIONS[algorithm], inner_steps, float(inner_lr), loss_fn, frozen)
+    constants, inputs = _split(options)
+    frozen = tuple(sorted((k, repr(v)) for k, v in constants.items()))
+    return (algorithm, DIRECTIONS[algorithm], inner_steps, float(inner_lr), loss_fn, frozen, *inputs)
 
 
 def cached_step(
@@ -184,10 +220,11 @@ def compiled_step(
 ) -> StepFn:
     """The compiled direction function of one configuration, built on first use and cached.
 
-    It is called as ``step(params, support_x, support_y, query_x, query_y)``
-    and returns ``(direction, mean_query_loss)``, both detached, exactly like
-    :func:`~metalearn_lib.algorithms.meta_gradient_and_loss` without its
-    checks. ``torch.compile`` traces lazily: the first call (per dtype and
+    It is called as ``step(params, support_x, support_y, query_x, query_y,
+    tensor_options)`` and returns ``(direction, mean_query_loss)``, both
+    detached, exactly like :func:`~metalearn_lib.algorithms.meta_gradient_and_loss`
+    without its checks. ``tensor_options`` holds this call's tensor options
+    (see :func:`resolve_options`); the plain ones are baked in. ``torch.compile`` traces lazily: the first call (per dtype and
     shape) pays for compiling, later calls replay the compiled code. A
     failure while compiling raises :class:`CompileFailed`, and so do options
     that a compiled step would freeze (see :func:`options_unfit_reason`).
@@ -200,10 +237,11 @@ def compiled_step(
     if key in per_model:
         return per_model[key]
     direction_fn = DIRECTIONS[algorithm]
+    constants, _ = _split(options)
 
     # The model is an argument, not a closure variable, so the cache holds
     # it only weakly (dynamo guards on its identity).
-    def step(net: nn.Module, theta: Params, sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor):
+    def step(net: nn.Module, theta: Params, sx, sy, qx, qy, tensor_options: dict):
         batch = TaskBatch(sx, sy, qx, qy)
         direction, loss = direction_fn(
             net,
@@ -212,16 +250,17 @@ def compiled_step(
             inner_steps=inner_steps,
             inner_lr=inner_lr,
             loss_fn=loss_fn,
-            **options,
+            **constants,
+            **tensor_options,
         )
         return {name: g.detach() for name, g in direction.items()}, loss.detach()
 
     compiled = torch.compile(step, dynamic=False)
     model_ref = weakref.ref(model)
 
-    def guarded(theta: Params, sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor):
+    def guarded(theta: Params, sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor, tensors: dict):
         try:
-            return compiled(model_ref(), theta, sx, sy, qx, qy)
+            return compiled(model_ref(), theta, sx, sy, qx, qy, tensors)
         except Exception as error:  # dynamo, inductor or the C++ compiler gave up
             per_model.pop(key, None)
             first_line = (str(error).strip().splitlines() or [""])[0]
@@ -326,17 +365,18 @@ class MetaStep:
         else:
             self._step, self._fresh = compiled_step(*self.config), True
 
-    def _eager(self, theta: Params, batch: TaskBatch) -> tuple[Params, Tensor]:
-        model, algorithm, inner_steps, inner_lr, loss_fn, options = self.config
+    def _eager(self, theta: Params, batch: TaskBatch, options: dict) -> tuple[Params, Tensor]:
+        model, algorithm, inner_steps, inner_lr, loss_fn, _ = self.config
         return directions_unchecked(
             model, theta, batch, algorithm, inner_steps, inner_lr, loss_fn, options
         )
 
     def __call__(self, theta: Params, batch: TaskBatch, iteration: int) -> tuple[Params, Tensor]:
         """The direction and mean query loss of ``iteration``'s batch."""
+        options = resolve_options(self.config[5], self.config[2], next(iter(theta.values())))
         if self._step is None:
             start = time.perf_counter()
-            result = self._eager(theta, batch)
+            result = self._eager(theta, batch, options)
             if not self._decided and iteration >= 1:
                 self._eager_times.append(time.perf_counter() - start)
                 if len(self._eager_times) == self.PROBE:
@@ -345,15 +385,12 @@ class MetaStep:
                     if compile_pays(self.iterations - iteration - 1, typical):
                         self._try_compile()
             return result
-        detached = {n: p.detach() for n, p in theta.items()}
         start = time.perf_counter()
         try:
-            result = self._step(
-                detached, batch.support_x, batch.support_y, batch.query_x, batch.query_y
-            )
+            result = _call(self._step, theta, batch, options)
         except CompileFailed as error:
             self._fall_back(f"compiling failed: {error}")
-            return self._eager(theta, batch)
+            return self._eager(theta, batch, options)
         if self._fresh:
             self._fresh = False
             typical = (
@@ -388,10 +425,19 @@ def fast_directions(
             step = compiled_step(*config)
         else:
             tell_once(fallback_message(reason))
+    options = resolve_options(options, inner_steps, next(iter(params.values())))
     if step is not None:
-        theta = {n: p.detach() for n, p in params.items()}
         try:
-            return step(theta, batch.support_x, batch.support_y, batch.query_x, batch.query_y)
+            return _call(step, params, batch, options)
         except CompileFailed as error:
             tell_once(fallback_message(f"compiling failed: {error}"))
-    return directions_unchecked(*config[:1], params, batch, *config[1:])
+    return directions_unchecked(
+        model, params, batch, algorithm, inner_steps, inner_lr, loss_fn, options
+    )
+
+
+def _call(step: StepFn, params: Params, batch: TaskBatch, options: dict) -> tuple[Params, Tensor]:
+    """Run a compiled step on detached params (no autograd graph around it) and resolved options."""
+    theta = {n: p.detach() for n, p in params.items()}
+    tensors = {n: options[n] for n in _split(options)[1]}
+    return step(theta, batch.support_x, batch.support_y, batch.query_x, batch.query_y, tensors)

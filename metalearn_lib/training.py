@@ -134,6 +134,22 @@ def _make_optimizer(
     return optimizer_class(list(params.values()), lr=lr)
 
 
+def _fused_twin(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The same Adam or SGD, state and all, as one fused kernel per step.
+
+    Next to a compiled meta-step the optimizer's per-tensor Python loop is a
+    fifth of an iteration; the fused kernel does the same arithmetic in one
+    call (it rounds differently, about 1e-7 relative, so eager runs keep the
+    plain one and their numbers).
+    """
+    state = optimizer.state_dict()
+    for group in state["param_groups"]:
+        group.update(fused=True, foreach=None)
+    twin = type(optimizer)(optimizer.param_groups[0]["params"], fused=True)
+    twin.load_state_dict(state)
+    return twin
+
+
 def linear_decay(iterations: int) -> Callable[[int], float]:
     """Schedule for ``meta_train(schedule=...)``: factor ``1 - iteration / iterations``.
 
@@ -296,6 +312,7 @@ def meta_train(
         device=first.device,
         notify=tell_once if progress else (lambda message: None),
     )
+    fused = False  # switched to the fused optimizer (once the step runs compiled)
     start = time.perf_counter()
     bar = tqdm(range(iterations), desc=algorithm.upper(), disable=not progress, leave=False)
     for iteration in bar:
@@ -305,11 +322,12 @@ def meta_train(
                 model, theta, batch, algorithm, inner_steps, inner_lr, loss_fn, options
             )
         direction, loss = step(theta, batch, iteration)
+        if step.mode == "compiled" and not fused and not callable(meta_optimizer):
+            optimizer, fused = _fused_twin(optimizer), True
         if schedule is not None:
             factor = schedule(iteration)
             for group in optimizer.param_groups:
                 group["lr"] = meta_lr * factor
-        optimizer.zero_grad(set_to_none=False)
         for name, p in theta.items():
             p.grad = direction[name]
         optimizer.step()

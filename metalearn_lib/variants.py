@@ -369,16 +369,35 @@ class AnnealedStepWeights:
         last = [0.0] * (inner_steps - 1) + [1.0]
         return [(1 - done) * u + done * v for u, v in zip(uniform, last)]
 
+    def for_call(self, inner_steps: int) -> list[float]:
+        """This meta-update's weights (moving on): how ``meta_train`` asks, once per update.
+
+        ``meta_train`` turns them into a tensor, so that a compiled meta-step
+        takes them as an input instead of freezing the first ones.
+        """
+        return self(inner_steps)
+
     def __repr__(self) -> str:
         return f"AnnealedStepWeights(iterations={self.iterations}, calls={self.calls})"
 
 
-def _step_weights(step_weights: object, inner_steps: int) -> list[float]:
-    """The multi-step loss weights of steps 1..k (``None``: uniform)."""
+def _step_weights(step_weights: object, inner_steps: int) -> list[float] | Tensor:
+    """The multi-step loss weights of steps 1..k (``None``: uniform).
+
+    A tensor (what ``meta_train`` makes of :class:`AnnealedStepWeights` each
+    update) is only checked for its length: its values may be traced.
+    """
     if inner_steps == 0:
         return []
     if step_weights is None:
         return [1.0 / inner_steps] * inner_steps
+    if isinstance(step_weights, Tensor):
+        if step_weights.shape != (inner_steps,):
+            raise ValueError(
+                f"step_weights must give {inner_steps} weights (one per inner step), "
+                f"got a tensor of shape {list(step_weights.shape)}"
+            )
+        return step_weights
     weights = step_weights(inner_steps) if callable(step_weights) else step_weights
     try:
         weights = [float(w) for w in weights]
@@ -463,7 +482,8 @@ def mamlpp_direction(
             for j in range(inner_steps):
                 g = step_grad(model, phi, sx, sy, loss_fn)
                 phi = {n: p - _rate_at(lr.get(n), j, inner_lr) * g[n] for n, p in phi.items()}
-                if weights[j] > 0:
+                # Known zero weights skip their query loss; a tensor's may change.
+                if isinstance(weights, Tensor) or weights[j] > 0:
                     total = total + weights[j] * task_loss(model, phi, qx, qy, loss_fn)
             last = task_loss(model, phi, qx, qy, loss_fn)
             return (last if inner_steps == 0 else total), last.detach()
