@@ -106,7 +106,7 @@ REPTILE_WHY = (
     "below compares the two runs."
 )
 LABELS = {
-    "maml": algorithm_label("maml"),
+    "maml": f"{algorithm_label('maml')} (seed 0)",
     "fomaml": algorithm_label("fomaml"),
     "reptile": f"{algorithm_label('reptile')} (Adam 1e-3)",
     "reptile_sgd": f"{algorithm_label('reptile')} (SGD, eps 1 -> 0)",
@@ -122,6 +122,10 @@ VARIANT_SETUPS = {
     "mamlpp": dict(inner_steps=5, options={"step_weights": "annealed", "init_lr": 0.01}),
 }
 VARIANT_SEEDS = (0, 1, 2)
+# MAML itself on the same three seeds: its blow-ups are what MAML++ is measured against.
+MAML_SEEDS = VARIANT_SEEDS
+for _seed in MAML_SEEDS[1:]:
+    LABELS[f"maml_s{_seed}"] = f"{algorithm_label('maml')} (seed {_seed})"
 for _variant in VARIANT_SETUPS:
     for _seed in VARIANT_SEEDS:
         LABELS[f"{_variant}_s{_seed}"] = f"{algorithm_label(_variant)} (seed {_seed})"
@@ -148,10 +152,21 @@ def jobs(quick: bool) -> list[dict]:
         for name, setup in VARIANT_SETUPS.items()
         for seed in seeds
     ]
-    # budget: the share of --max-minutes by which the job must stop training. MAML and
-    # FOMAML train side by side first; the shorter runs follow in the freed workers.
+    more_maml = [
+        {
+            "name": f"maml_s{seed}",
+            "kind": "meta",
+            "budget": 0.72,
+            "seed": seed,
+            "settings": dict(maml, algorithm="maml"),
+        }
+        for seed in ([] if quick else MAML_SEEDS[1:])
+    ]
+    # budget: the share of --max-minutes by which the job must stop training. The paper's
+    # table comes first (its wall time is reported on its own); the variants follow.
     return [
         {"name": "maml", "kind": "meta", "budget": 0.72, "settings": dict(maml, algorithm="maml")},
+        *more_maml,
         {
             "name": "fomaml",
             "kind": "meta",
@@ -260,6 +275,9 @@ def run_job(job: dict, num_tasks: int, deadline: float | None = None, seed: int 
         "train_seconds": train_seconds,
         "train_cpu_seconds": cpu_seconds,
         "iterations_done": len(history.loss),
+        # meta_train(compile=None) compiles a long run itself; the pretrained baseline is eager.
+        "mode": history.settings.get("compile", "eager"),
+        "compile_seconds": history.compile_seconds,
         "ms_per_iteration": 1000 * train_seconds / len(history.loss),
         "cpu_ms_per_iteration": 1000 * cpu_seconds / len(history.loss),
         "final_train_loss": smooth[-1] if math.isfinite(smooth[-1]) else None,
@@ -278,6 +296,11 @@ def fmt(mean: float | None, ci: float | None) -> str:
 
 def nan(values: list) -> list[float]:
     return [float("nan") if v is None else v for v in values]
+
+
+def first_seed(name: str) -> bool:
+    """Seed 0's run (the curves and the example plot show one run per algorithm)."""
+    return not any(name.endswith(f"_s{seed}") for seed in VARIANT_SEEDS[1:])
 
 
 def plots(out: Path, results: dict, params: dict, num_tasks: int) -> list[str]:
@@ -307,7 +330,7 @@ def plots(out: Path, results: dict, params: dict, num_tasks: int) -> list[str]:
                     s=90,
                     color="black",
                     zorder=5,
-                    label=f"paper: {LABELS[name]}",
+                    label=f"paper: {LABELS[name].split(' (')[0]}",
                 )
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
@@ -323,7 +346,7 @@ def plots(out: Path, results: dict, params: dict, num_tasks: int) -> list[str]:
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for name, r in results.items():
-        if name != "pretrain":
+        if name != "pretrain" and first_seed(name):
             ax.plot(r["curve"]["iteration"], nan(r["curve"]["loss"]), label=LABELS[name])
     ax.set_yscale("log")
     ax.set_xlabel("meta-training iteration")
@@ -345,6 +368,8 @@ def plots(out: Path, results: dict, params: dict, num_tasks: int) -> list[str]:
     ax.plot(xs, truth, "k--", label="true task")
     ax.scatter(batch.support_x[0], batch.support_y[0], color="black", zorder=5, label="5 points")
     for name, p in params.items():
+        if not first_seed(name):
+            continue
         theta = {k: torch.tensor(v) for k, v in p.items() if not k.startswith("meta.")}
         phi = adapt(model, theta, batch.support_x[0], batch.support_y[0], steps=10, lr=0.01)
         with torch.no_grad():
@@ -445,6 +470,42 @@ def variants_note(results: dict) -> str:
     )
 
 
+def paper_table_note(data: dict) -> str:
+    """How long the paper's own table took (issue target: 15 minutes on 2 cores)."""
+    if "paper_table_seconds" not in data:
+        return ""
+    names = [n for n in data["jobs"] if n.split("_s")[0] not in VARIANT_SETUPS]
+    return (
+        f"**The paper's table** ({', '.join(LABELS[n] for n in names)}; trained and "
+        f"evaluated, two processes at a time) was complete after "
+        f"**{data['paper_table_seconds'] / 60:.1f} min** of wall time (target: 15 min on 2 "
+        "cores). `meta_train` compiles these long runs itself (`compile=None`): the column "
+        "*ran* says how each one ran and what compiling cost."
+    )
+
+
+def blow_ups_by_seed(results: dict) -> str:
+    """MAML's blown-up test tasks per seed beside MAML++'s on the same seeds."""
+    rows = []
+    for name, label in (("maml", "MAML"), ("mamlpp", "MAML++")):
+        cells = []
+        for seed in VARIANT_SEEDS:
+            key = name if (name, seed) == ("maml", 0) else f"{name}_s{seed}"
+            if key in results:
+                blown = sum(ev["diverged_tasks"][-1] for ev in results[key].values())
+                cells.append(f"seed {seed}: {blown}")
+        if cells:
+            rows.append(f"{label} {', '.join(cells)}")
+    if len(rows) < 2:
+        return ""
+    return (
+        "**MAML++ against MAML's blow-ups**, test tasks above MSE "
+        f"{DIVERGED:g} after 10 steps (K = 5 and K = 10 together, same seeds): "
+        + "; ".join(rows)
+        + "."
+    )
+
+
 def iterations(job: dict) -> str:
     done, planned = job["iterations_done"], job["settings"]["iterations"]
     return f"{done:,}" if done == planned else f"{done:,} of {planned:,}"
@@ -492,7 +553,7 @@ def markdown(data: dict, links: list[str]) -> str:
         if shots == 5:
             for name, paper in PAPER.items():
                 rows.append(
-                    [f"*paper: {LABELS[name]}*", "-"]
+                    [f"*paper: {LABELS[name].split(' (')[0]}*", "-"]
                     + [f"*{paper[s]:.2f}*" for s in (1, 5, 10)]
                     + ["-"]
                 )
@@ -513,6 +574,8 @@ def markdown(data: dict, links: list[str]) -> str:
         "",
         variants_note(results),
         "",
+        blow_ups_by_seed(results),
+        "",
         divergence_note(results, data["num_test_tasks"]),
         "",
         "**Reptile's settings.** " + data["reptile_why"],
@@ -527,6 +590,7 @@ def markdown(data: dict, links: list[str]) -> str:
             [
                 "model",
                 "iterations",
+                "ran",
                 "CPU ms / iteration",
                 "CPU time (s)",
                 "wall time (s)",
@@ -536,6 +600,11 @@ def markdown(data: dict, links: list[str]) -> str:
                 [
                     LABELS[n],
                     iterations(j),
+                    (
+                        f"compiled ({j['compile_seconds']:.0f} s to compile)"
+                        if j.get("mode") == "compiled"
+                        else "eager"
+                    ),
                     f"{j['cpu_ms_per_iteration']:.1f}",
                     f"{j['train_cpu_seconds']:.0f}",
                     f"{j['train_seconds']:.0f}",
@@ -544,6 +613,8 @@ def markdown(data: dict, links: list[str]) -> str:
                 for n, j in data["jobs"].items()
             ],
         ),
+        "",
+        paper_table_note(data),
         "",
         f"Whole benchmark: {data['wall_seconds'] / 60:.1f} min of wall time; "
         f"{data['cpu_seconds_busiest_worker'] / 60:.1f} min of CPU time for the busier of the "
@@ -601,9 +672,11 @@ def main(argv=None) -> dict:
         print(f"{NAME}: training {', '.join(futures.values())} (2 processes)", flush=True)
         for future in as_completed(futures):
             r = future.result()
+            r["finished_after"] = time.perf_counter() - start
             finished[r["name"]] = r
             print(f"  {r['name']}: {r['train_seconds']:.0f} s", flush=True)
-    order = ["maml", "fomaml", "reptile", "reptile_sgd", "pretrain"]
+    order = ["maml", *(f"maml_s{s}" for s in MAML_SEEDS[1:]), "fomaml", "reptile", "reptile_sgd"]
+    order = [n for n in order + ["pretrain"] if n in finished]
     order += [job["name"] for job in todo if job["name"] not in order]
     runs = {n: finished[n] for n in order}
     params = {n: runs[n].pop("params") for n in order}
@@ -631,6 +704,10 @@ def main(argv=None) -> dict:
         },
         "max_minutes": args.max_minutes,
         "wall_seconds": time.perf_counter() - start,
+        # The paper's models go to the workers first: their table is done when the last ends.
+        "paper_table_seconds": max(
+            r["finished_after"] for n, r in runs.items() if n.split("_s")[0] not in VARIANT_SETUPS
+        ),
         "cpu_seconds_busiest_worker": max(per_worker.values()),
     }
     links = plots(args.out, runs, params, num_tasks)
