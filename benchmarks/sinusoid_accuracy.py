@@ -506,6 +506,27 @@ def blow_ups_by_seed(results: dict) -> str:
     )
 
 
+def training_blow_ups(jobs: dict) -> str:
+    """Runs whose meta-training loss itself blew up (smoothed query loss above 100, or NaN)."""
+    cells = []
+    for name, job in jobs.items():
+        curve = job["curve"]
+        bad = [
+            i
+            for i, loss in zip(curve["iteration"], curve["loss"])
+            if loss is None or not 0 <= loss <= DIVERGED
+        ]
+        if bad:
+            cells.append(f"{LABELS[name]} from about iteration {bad[0]:,}")
+    if not cells:
+        return ""
+    return (
+        f"**Training that blew up.** In these runs the meta-training query loss itself "
+        f"(smoothed) went above {DIVERGED:g} or to NaN, so their rows measure a broken "
+        "initialization, not the method at its best: " + "; ".join(cells) + "."
+    )
+
+
 def iterations(job: dict) -> str:
     done, planned = job["iterations_done"], job["settings"]["iterations"]
     return f"{done:,}" if done == planned else f"{done:,} of {planned:,}"
@@ -575,6 +596,8 @@ def markdown(data: dict, links: list[str]) -> str:
         variants_note(results),
         "",
         blow_ups_by_seed(results),
+        "",
+        training_blow_ups(data["jobs"]),
         "",
         divergence_note(results, data["num_test_tasks"]),
         "",

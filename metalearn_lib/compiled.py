@@ -193,7 +193,8 @@ def _split(options: dict) -> tuple[dict, list[str]]:
 def _key(algorithm, inner_steps, inner_lr, loss_fn, options) -> tuple:
     constants, inputs = _split(options)
     frozen = tuple(sorted((k, repr(v)) for k, v in constants.items()))
-    return (algorithm, DIRECTIONS[algorithm], inner_steps, float(inner_lr), loss_fn, frozen, *inputs)
+    direction = DIRECTIONS[algorithm]
+    return (algorithm, direction, inner_steps, float(inner_lr), loss_fn, frozen, *inputs)
 
 
 def cached_step(
@@ -224,8 +225,9 @@ def compiled_step(
     tensor_options)`` and returns ``(direction, mean_query_loss)``, both
     detached, exactly like :func:`~metalearn_lib.algorithms.meta_gradient_and_loss`
     without its checks. ``tensor_options`` holds this call's tensor options
-    (see :func:`resolve_options`); the plain ones are baked in. ``torch.compile`` traces lazily: the first call (per dtype and
-    shape) pays for compiling, later calls replay the compiled code. A
+    (see :func:`resolve_options`); the plain ones are baked in.
+    ``torch.compile`` traces lazily: the first call (per dtype and shape)
+    pays for compiling, later calls replay the compiled code. A
     failure while compiling raises :class:`CompileFailed`, and so do options
     that a compiled step would freeze (see :func:`options_unfit_reason`).
     """

@@ -111,6 +111,8 @@ def test_sinusoid_accuracy_table_is_filled(quick_run):
     assert set(data["goal"]["met"]) == {"1", "5", "10"}
     for model, job in data["jobs"].items():
         assert job["train_cpu_seconds"] > 0 and job["settings"]["iterations"] > 0, model
+        assert job["mode"] in {"eager", "compiled"} and job["compile_seconds"] >= 0, model
+    assert 0 < data["paper_table_seconds"] <= data["wall_seconds"]
     assert data["jobs"]["reptile"]["settings"]["meta_optimizer"] == "adam"
     assert data["jobs"]["reptile_sgd"]["settings"]["meta_optimizer"] == "sgd"
 

@@ -111,3 +111,9 @@ def probes_fixture(request) -> Probes:
             f"{run.name} did not run, so its claims cannot be checked:\n" + "\n".join(run.errors)
         )
     return Probes(run)
+
+
+def committed_benchmark(name: str) -> dict:
+    """A committed benchmark result, ``docs/benchmarks/<name>.json``, that a chapter quotes."""
+    path = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / f"{name}.json"
+    return json.loads(path.read_text())

@@ -5,8 +5,10 @@ How to add one: see tests/claims/chapter_claims.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from chapter_claims import probes_fixture  # noqa: F401  (the probes fixture)
+from chapter_claims import committed_benchmark, probes_fixture  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +21,16 @@ PROBES = {
     "steps": "list(results['MAML'].steps)",
     "mean": "{label: result.mean for label, result in results.items()}",
     "ci95": "{label: result.ci95 for label, result in results.items()}",
+    "paper_scale": "float(paper_scale)",
+    "compiled": "history.settings['compile']",
+    "iterations": "len(history.loss)",
 }
+
+
+def benchmark_maml_k10_one_step() -> float:
+    """MAML (seed 0, 70,000 iterations) at K = 10 after one step, from the committed benchmark."""
+    evaluation = committed_benchmark("sinusoid_accuracy")["results"]["maml"]["K10"]
+    return evaluation["mean"][evaluation["steps"].index(1)]
 
 
 def test_three_meta_gradients_agree_and_first_order_differs(probes):
@@ -63,3 +74,19 @@ def test_untrained_network_hardly_improves(probes):
     """'The untrained network hardly improves at all at this learning rate'."""
     untrained = probes["mean"]["untrained network"]
     assert min(untrained) > 0.9 * untrained[0], untrained
+
+
+def test_the_chapter_quotes_the_benchmark_it_compares_with():
+    """The chapter's printed comparison and its text name the benchmark's number."""
+    notebook = (Path(__file__).resolve().parents[2] / "course/02_maml.ipynb").read_text()
+    assert f"{benchmark_maml_k10_one_step():.3f} after 70,000 iterations" in notebook
+
+
+def test_thirty_thousand_compiled_iterations_come_close_to_the_full_benchmark(probes):
+    """'on the benchmark's own test tasks, 30,000 iterations come within a few percent of 70,000'
+    (the speed issue asked for within 25%), trained through the compiled step."""
+    assert probes["iterations"] == 30_000
+    assert probes["compiled"] == "compiled"
+    assert abs(probes["paper_scale"] / benchmark_maml_k10_one_step() - 1) < 0.1, probes[
+        "paper_scale"
+    ]

@@ -1,7 +1,7 @@
 """Chapter 6's claims: each sentence that states a run's outcome, asserted on the chapter's run."""
 
 import pytest
-from chapter_claims import probes_fixture  # noqa: F401  (the probes fixture)
+from chapter_claims import committed_benchmark, probes_fixture  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -66,3 +66,18 @@ def test_mamlpp_better_within_its_steps_and_blows_up_beyond(probes):
 def test_widget_compared_the_chosen_algorithms(probes):
     """The widget's first run compares MAML and ANIL at 2 inner steps (losses after 0..2)."""
     assert probes["widget"] == [["maml", 3], ["anil", 3]]
+
+
+def test_at_full_length_imaml_and_mamlpp_training_blew_up_and_metasgd_diverged_after_5_steps():
+    """'the meta-training loss of iMAML ... and of MAML++ ... blew up on every seed, and
+    Meta-SGD's learned rates, tuned for one step, diverged on hundreds of the 600 test tasks
+    after 5 steps' (the committed paper-table benchmark)."""
+    data = committed_benchmark("sinusoid_accuracy")
+    for variant in ("imaml", "mamlpp"):
+        for seed in (0, 1, 2):
+            losses = data["jobs"][f"{variant}_s{seed}"]["curve"]["loss"]
+            assert any(x is None or not 0 <= x <= 100 for x in losses), (variant, seed)
+    for seed in (0, 1, 2):
+        k5 = data["results"][f"metasgd_s{seed}"]["K5"]
+        assert k5["diverged_tasks"][k5["steps"].index(5)] >= 200, seed
+    assert data["num_test_tasks"] == 600
