@@ -65,9 +65,11 @@ StepFn = Callable[[Params, Tensor, Tensor, Tensor, Tensor, dict], tuple[Params, 
 #: one thread; docs/benchmarks/training_speed.md): rows of (eager seconds per
 #: iteration up to, seconds one cold compile takes, compiled speed-up). Small
 #: models such as the paper's MLP are bound by Python and dispatcher overhead,
-#: which compiling removes (about 5x at 25-110 s of compiling); bigger ones
-#: such as the chapter-5 ConvNet are bound by arithmetic (about 1.5x, and
-#: compiling its convolutions and batch norm took minutes).
+#: which compiling removes (MAML at the paper's setup: 3.0-3.9 ms eager, 0.58-0.65
+#: ms compiled, about 30 s to compile cold and 3-5 s with inductor's cache warm;
+#: the table keeps the cold cost and a cautious 4x); bigger ones such as the
+#: chapter-5 ConvNet are bound by arithmetic (about 1.5x, and compiling its
+#: convolutions and batch norm took minutes).
 BREAK_EVEN: tuple[tuple[float, float, float], ...] = (
     (0.02, 30.0, 4.0),
     (math.inf, 150.0, 1.5),
@@ -169,9 +171,9 @@ def compile_pays(iterations: int, eager_seconds_per_iteration: float) -> bool:
 
     Compiling saves ``eager * (1 - 1 / speedup)`` seconds per iteration and
     costs ``compile_seconds`` once, both from the row of :data:`BREAK_EVEN`
-    that the eager time falls in. On the paper's MLP (about 4.6 ms per eager
-    iteration on a quiet course machine) that is about 8,700 iterations; on
-    the chapter-5 ConvNet (tens of ms) several thousand.
+    that the eager time falls in. On the paper's MLP (about 3-4 ms per eager
+    iteration on a quiet course machine) that is about 10,000-13,000
+    iterations; on the chapter-5 ConvNet (tens of ms) several thousand.
     """
     _, compile_seconds, speedup = next(
         row for row in BREAK_EVEN if eager_seconds_per_iteration <= row[0]
