@@ -107,7 +107,8 @@ def test_diversity_sweep_reading(probes):
     adv = probes["sweep_advantage"]
     assert probes["sweep_d"] == [0.0, 0.5, 1.0, 1.5, 2.0]
     assert all(a < b for a, b in zip(maml, maml[1:])), "MAML's loss rose with every step"
-    assert round(maml[0], 3) == 0.005 and _about(maml[-1], 9.6, 0.02)
+    # 0.0050 and 0.0044 on two CPUs: this tiny loss is the most rounding-sensitive number here
+    assert _about(maml[0], 0.005, 0.15) and _about(maml[-1], 9.6, 0.02)
     assert _about(pre[0], 0.47, 0.03) and _about(pre[-1], 9.5, 0.02)
     assert f"{adv[0][0]:.2f} ± {adv[0][1]:.2f}" == "0.47 ± 0.14"
     best = max(range(5), key=lambda i: adv[i][0])
@@ -173,18 +174,26 @@ def test_tasks_outside_the_range_adapt_worse(probes):
 
 
 def test_drift_reading(probes):
-    """During the 150 iterations before the drift, the loss on early tasks fell from 4.18 to 1.22;
-    by the end of training it was back at 3.37, that is 2.15 ± 0.32 above its pre-drift value ...
-    On late tasks the loss was 3.59 before the drift and ended at 1.81 ... The meta-training loss
-    ... was 2.13 just before the drift and 2.77 at the end."""
+    """During the 150 iterations before the drift, the loss on early tasks fell from about 4.2 to
+    1.2; by the end of training it was back at about 3.4, that is 2.1 ± 0.3 above its pre-drift
+    value ... On late tasks the loss was about 3.6 before the drift and ended at about 1.8 ... The
+    meta-training loss ... was about 2.1 just before the drift and 2.8 at the end.
+    (Rounded: two CPUs gave 3.37 and 3.34, 2.15 and 2.12 for the same run.)"""
     early, late, w = probes["drift_early"], probes["drift_late"], probes["drift_at_warmup"]
     assert probes["drift_checkpoints"][w] == 150
-    assert [f"{v:.2f}" for v in (early[0], early[w], early[-1])] == ["4.18", "1.22", "3.37"]
-    assert f"{probes['drift_forgetting'][0]:.2f} ± {probes['drift_forgetting'][1]:.2f}" == (
-        "2.15 ± 0.32"
-    )
-    assert [f"{v:.2f}" for v in (late[w], late[-1])] == ["3.59", "1.81"]
-    assert [f"{v:.2f}" for v in probes["drift_training"]] == ["2.13", "2.77"]
+    stated = {
+        "early before": (early[0], 4.2),
+        "early at the drift": (early[w], 1.2),
+        "early at the end": (early[-1], 3.4),
+        "forgetting": (probes["drift_forgetting"][0], 2.1),
+        "late at the drift": (late[w], 3.6),
+        "late at the end": (late[-1], 1.8),
+        "training at the drift": (probes["drift_training"][0], 2.1),
+        "training at the end": (probes["drift_training"][1], 2.8),
+    }
+    for what, (value, about) in stated.items():
+        assert _about(value, about, 0.05), (what, value)
+    assert _about(probes["drift_forgetting"][1], 0.3, 0.1)
 
 
 # -- section 5: hyperparameters ---------------------------------------------------------------

@@ -68,10 +68,10 @@ def test_widget_compared_the_chosen_algorithms(probes):
     assert probes["widget"] == [["maml", 3], ["anil", 3]]
 
 
-def test_at_full_length_imaml_and_mamlpp_training_blew_up_and_metasgd_diverged_after_5_steps():
+def test_at_full_length_imaml_and_mamlpp_training_blew_up_and_metasgd_diverged_after_10_steps():
     """'the meta-training loss of iMAML ... and of MAML++ ... blew up on every seed, and
     Meta-SGD's learned rates, tuned for one step, diverged on hundreds of the 600 test tasks
-    after 5 steps' (the committed paper-table benchmark)."""
+    after 10 steps' (the committed paper-table benchmark)."""
     data = committed_benchmark("sinusoid_accuracy")
     for variant in ("imaml", "mamlpp"):
         for seed in (0, 1, 2):
@@ -79,5 +79,5 @@ def test_at_full_length_imaml_and_mamlpp_training_blew_up_and_metasgd_diverged_a
             assert any(x is None or not 0 <= x <= 100 for x in losses), (variant, seed)
     for seed in (0, 1, 2):
         k5 = data["results"][f"metasgd_s{seed}"]["K5"]
-        assert k5["diverged_tasks"][k5["steps"].index(5)] >= 200, seed
+        assert k5["diverged_tasks"][k5["steps"].index(10)] >= 200, seed
     assert data["num_test_tasks"] == 600
