@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from chapter_claims import committed_benchmark, probes_fixture  # noqa: F401
 
+from metalearn_lib.compiled import compile_unavailable_reason
+
 pytestmark = pytest.mark.slow
 
 PROBES = {
@@ -86,7 +88,8 @@ def test_thirty_thousand_compiled_iterations_come_close_to_the_full_benchmark(pr
     """'on the benchmark's own test tasks, 30,000 iterations come within a few percent of 70,000'
     (the speed issue asked for within 25%), trained through the compiled step."""
     assert probes["iterations"] == 30_000
-    assert probes["compiled"] == "compiled"
+    # Without a C++ compiler the chapter says so once and trains eagerly (same maths).
+    assert probes["compiled"] == ("compiled" if compile_unavailable_reason() is None else "eager")
     assert abs(probes["paper_scale"] / benchmark_maml_k10_one_step() - 1) < 0.1, probes[
         "paper_scale"
     ]
