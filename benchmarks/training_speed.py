@@ -116,9 +116,8 @@ def part_meta_train(algorithm: str, steps: int, iterations: int, compile: bool |
     cpu = time.process_time() - cpu
     if compile:
         result["mode"] = history.settings["compile"]
-    steps_s = [b - a for a, b in zip(history.elapsed, history.elapsed[1:])]
     return result | {
-        "ms": 1000 * statistics.median(steps_s),
+        "ms": _median_step(history.elapsed, 1),
         "cpu_ms": 1000 * cpu / iterations,
         "timed_iterations": iterations,
     }
